@@ -1,0 +1,63 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace locomov::net {
+
+/// The server side of one TLS connection over memory BIOs: ciphertext comes
+/// in from whoever owns the socket, ciphertext to send goes out through the
+/// caller's buffer. Owned by one connection actor; the actor may move
+/// between threads, so every call clears and reads OpenSSL's per-thread
+/// error queue itself.
+class tls_session {
+ public:
+  enum class state {
+    handshaking,
+    established,
+    closed,  ///< the peer sent close_notify
+    failed,  ///< handshake or record error; see `error()`
+  };
+
+  explicit tls_session(SSL_CTX* ctx);
+  ~tls_session();
+  tls_session(const tls_session&) = delete;
+  tls_session& operator=(const tls_session&) = delete;
+
+  /// Feeds ciphertext received from the peer. Appends decrypted application
+  /// data to `plain` and ciphertext that must be sent to the peer (handshake
+  /// records, alerts, session tickets) to `out`. Returns the new state.
+  state receive(std::string_view cipher, std::string& plain, std::string& out);
+
+  /// Encrypts application data; appends the records to `out`.
+  /// Only valid once established.
+  void send(std::string_view plain, std::string& out);
+
+  /// Appends a close_notify alert to `out`.
+  void shutdown(std::string& out);
+
+  state current() const { return state_; }
+
+  /// Why the session failed: OpenSSL's reason, or "peer did not speak TLS"
+  /// when the first bytes are not a TLS record (for example plaintext JSON
+  /// or HTTP on a TLS port).
+  const std::string& error() const { return error_; }
+
+  /// Negotiated protocol ("TLSv1.2") and cipher ("AES256-SHA"), once established.
+  std::string version() const;
+  std::string cipher() const;
+
+ private:
+  void drain(std::string& out);
+  bool pump_read(std::string& plain);
+
+  SSL* ssl_ = nullptr;
+  state state_ = state::handshaking;
+  std::string error_;
+  bool first_bytes_checked_ = false;
+};
+
+}  // namespace locomov::net

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace locomov::storage {
+
+/// A private PostgreSQL 15 cluster under a folder of ours: initdb on first
+/// start, pg_ctl start/stop. It listens on a unix socket only (no TCP), in a
+/// folder inside `dir`, and trusts local connections, so only the owner of
+/// the socket (and root) can connect. When the process runs as root the
+/// cluster's files belong to, and its server runs as, the `postgres` user,
+/// since postgres refuses to run as root. Used by the daemon's embedded
+/// default and by the tests' harness. Not thread-safe.
+class embedded_cluster {
+ public:
+  struct options {
+    std::filesystem::path dir;       ///< holds data/, socket/ and the server log
+    int port = 5432;                 ///< names the socket file; no TCP listener
+    std::string superuser = "locomov";
+    std::string database = "locomov";
+    std::filesystem::path bin_dir = "/usr/lib/postgresql/15/bin";
+  };
+
+  explicit embedded_cluster(options opts);
+
+  /// Stops the server if this object started it.
+  ~embedded_cluster();
+
+  embedded_cluster(const embedded_cluster&) = delete;
+  embedded_cluster& operator=(const embedded_cluster&) = delete;
+
+  /// Creates the cluster and its database if missing, then starts the server
+  /// and waits until it accepts connections. Throws std::runtime_error with
+  /// the tail of the server log on failure.
+  void start();
+
+  /// Fast shutdown (pg_ctl stop -m fast); a no-op when not running.
+  void stop();
+
+  bool running() const { return running_; }
+
+  /// libpq connection string for the database (socket folder, port, user, dbname).
+  std::string conninfo() const;
+
+  /// The psql command line that opens the database, for the start-up banner.
+  std::string psql_command() const;
+
+  const options& settings() const { return opts_; }
+
+ private:
+  options opts_;
+  bool running_ = false;
+};
+
+}  // namespace locomov::storage
