@@ -13,13 +13,15 @@ namespace locomov::net {
 /// SimpleLink firmware (TLS 1.2, TLS_RSA_WITH_AES_256_CBC_SHA) as well as
 /// modern clients (TLS 1.3, ECDHE).
 struct tls_settings {
-  std::filesystem::path cert_file;  ///< PEM, leaf first, then intermediates
-  std::filesystem::path key_file;   ///< PEM private key (RSA-2048 for the fleet)
+  std::filesystem::path cert_file;      ///< PEM, leaf first, then intermediates
+  std::filesystem::path key_file;       ///< PEM private key (RSA-2048 for the fleet)
   std::string min_version = "TLSv1.2";  ///< TLSv1.2 or TLSv1.3
   /// TLS 1.2 cipher list in OpenSSL syntax.
-  std::string ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:AES256-SHA:AES128-SHA:AES256-SHA256:AES128-SHA256";
+  std::string ciphers =
+      "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:AES256-SHA:AES128-SHA:AES256-SHA256:AES128-SHA256";
   /// TLS 1.3 suites in OpenSSL syntax.
-  std::string ciphersuites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+  std::string ciphersuites =
+      "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
   /// Key exchange groups, in preference order.
   std::string groups = "X25519:P-256:P-384";
 };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -33,10 +34,12 @@ class tls_session {
   state receive(std::string_view cipher, std::string& plain, std::string& out);
 
   /// Encrypts application data; appends the records to `out`.
-  /// Only valid once established.
+  /// Only valid once established (or closed: the peer stopped sending, we may
+  /// still answer); throws std::logic_error while handshaking, does nothing
+  /// once failed.
   void send(std::string_view plain, std::string& out);
 
-  /// Appends a close_notify alert to `out`.
+  /// Appends a close_notify alert to `out` (nothing once failed).
   void shutdown(std::string& out);
 
   state current() const { return state_; }
@@ -51,10 +54,15 @@ class tls_session {
   std::string cipher() const;
 
  private:
-  void drain(std::string& out);
-  bool pump_read(std::string& plain);
+  struct ssl_deleter {
+    void operator()(SSL* ssl) const;
+  };
 
-  SSL* ssl_ = nullptr;
+  void drain(std::string& out);
+  void pump_read(std::string& plain, std::string& out);
+  void fail(std::string reason);
+
+  std::unique_ptr<SSL, ssl_deleter> ssl_;
   state state_ = state::handshaking;
   std::string error_;
   bool first_bytes_checked_ = false;

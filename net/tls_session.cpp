@@ -1,0 +1,194 @@
+#include "net/tls_session.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <climits>
+#include <stdexcept>
+
+#include "net/openssl_error.hpp"
+
+namespace locomov::net {
+
+namespace {
+
+/// Content type of a TLS handshake record; every ClientHello starts with it.
+constexpr unsigned char handshake_record = 0x16;
+
+/// Largest plaintext a single TLS record can carry.
+constexpr size_t read_chunk = 16 * 1024;
+
+struct bio_deleter {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+using bio_ptr = std::unique_ptr<BIO, bio_deleter>;
+
+/// Reads the outcome of the OpenSSL call that returned `rc` from the calling thread's error
+/// queue, leaving the queue empty. Returns SSL_ERROR_NONE on success.
+int take_result(SSL* ssl, int rc, std::string& reason) {
+  const int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, rc);
+  if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL) {
+    reason = detail::take_openssl_error("TLS I/O error");
+  } else {
+    ERR_clear_error();
+  }
+  return err;
+}
+
+}  // namespace
+
+void tls_session::ssl_deleter::operator()(SSL* ssl) const { SSL_free(ssl); }
+
+tls_session::tls_session(SSL_CTX* ctx) {
+  ERR_clear_error();
+  ssl_.reset(SSL_new(ctx));
+  bio_ptr rbio{BIO_new(BIO_s_mem())};
+  bio_ptr wbio{BIO_new(BIO_s_mem())};
+  if (!ssl_ || !rbio || !wbio) {
+    throw std::runtime_error("TLS session: " + detail::take_openssl_error());
+  }
+  // SSL_free frees both BIOs from here on.
+  SSL_set_bio(ssl_.get(), rbio.release(), wbio.release());
+  SSL_set_accept_state(ssl_.get());
+}
+
+tls_session::~tls_session() = default;
+
+tls_session::state tls_session::receive(std::string_view cipher, std::string& plain,
+                                        std::string& out) {
+  if (state_ == state::failed || state_ == state::closed || cipher.empty()) {
+    return state_;
+  }
+
+  // OpenSSL would report plaintext JSON as "wrong version number" (and HTTP as "http
+  // request"); a fixed wording lets the log and the counters say what really happened.
+  if (!first_bytes_checked_) {
+    first_bytes_checked_ = true;
+    if (static_cast<unsigned char>(cipher.front()) != handshake_record) {
+      fail("peer did not speak TLS");
+      return state_;
+    }
+  }
+
+  BIO* rbio = SSL_get_rbio(ssl_.get());
+  while (!cipher.empty()) {
+    const int chunk = static_cast<int>(std::min<size_t>(cipher.size(), INT_MAX));
+    // A memory BIO grows as needed, so the write only fails when memory runs out.
+    const int written = BIO_write(rbio, cipher.data(), chunk);
+    if (written <= 0) {
+      ERR_clear_error();
+      fail("out of memory buffering TLS input");
+      return state_;
+    }
+    cipher.remove_prefix(static_cast<size_t>(written));
+  }
+
+  if (state_ == state::handshaking) {
+    ERR_clear_error();
+    const int rc = SSL_do_handshake(ssl_.get());
+    std::string reason;
+    const int err = take_result(ssl_.get(), rc, reason);
+    drain(out);
+    if (err == SSL_ERROR_NONE) {
+      state_ = state::established;
+    } else if (err == SSL_ERROR_ZERO_RETURN) {
+      state_ = state::closed;
+    } else if (err != SSL_ERROR_WANT_READ) {
+      fail(std::move(reason));
+    }
+  }
+
+  // The client's first application data may share this read with its Finished message.
+  if (state_ == state::established) {
+    pump_read(plain, out);
+  }
+  return state_;
+}
+
+void tls_session::pump_read(std::string& plain, std::string& out) {
+  for (;;) {
+    const size_t old_size = plain.size();
+    plain.resize(old_size + read_chunk);
+    size_t n = 0;
+    ERR_clear_error();
+    const int rc = SSL_read_ex(ssl_.get(), plain.data() + old_size, read_chunk, &n);
+    std::string reason;
+    const int err = take_result(ssl_.get(), rc, reason);
+    plain.resize(old_size + n);
+    // Reading can produce output too: TLS 1.3 key update replies, or alerts.
+    drain(out);
+    if (err == SSL_ERROR_NONE) {
+      continue;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) {
+      state_ = state::closed;
+    } else if (err != SSL_ERROR_WANT_READ) {
+      fail(std::move(reason));
+    }
+    return;
+  }
+}
+
+void tls_session::send(std::string_view plain, std::string& out) {
+  if (state_ == state::handshaking) {
+    throw std::logic_error("tls_session::send before the handshake completed");
+  }
+  if (state_ == state::failed) {
+    return;
+  }
+  while (!plain.empty()) {
+    size_t written = 0;
+    ERR_clear_error();
+    const int rc = SSL_write_ex(ssl_.get(), plain.data(), plain.size(), &written);
+    std::string reason;
+    const int err = take_result(ssl_.get(), rc, reason);
+    drain(out);
+    if (err != SSL_ERROR_NONE) {
+      fail(std::move(reason));
+      return;
+    }
+    plain.remove_prefix(written);
+  }
+}
+
+void tls_session::shutdown(std::string& out) {
+  if (state_ == state::failed) {
+    return;
+  }
+  ERR_clear_error();
+  // The result needs no handling: 0 only means the peer's close_notify is still to come,
+  // and after a failure (say, during the handshake) there is nothing left but to hang up.
+  SSL_shutdown(ssl_.get());
+  ERR_clear_error();
+  drain(out);
+}
+
+std::string tls_session::version() const { return SSL_get_version(ssl_.get()); }
+
+std::string tls_session::cipher() const {
+  const SSL_CIPHER* current = SSL_get_current_cipher(ssl_.get());
+  return current == nullptr ? std::string{} : SSL_CIPHER_get_name(current);
+}
+
+void tls_session::drain(std::string& out) {
+  BIO* wbio = SSL_get_wbio(ssl_.get());
+  for (size_t pending = BIO_ctrl_pending(wbio); pending > 0; pending = BIO_ctrl_pending(wbio)) {
+    const size_t old_size = out.size();
+    const int chunk = static_cast<int>(std::min<size_t>(pending, INT_MAX));
+    out.resize(old_size + static_cast<size_t>(chunk));
+    const int n = BIO_read(wbio, out.data() + old_size, chunk);
+    out.resize(old_size + static_cast<size_t>(n > 0 ? n : 0));
+    if (n <= 0) {
+      break;
+    }
+  }
+}
+
+void tls_session::fail(std::string reason) {
+  state_ = state::failed;
+  error_ = std::move(reason);
+}
+
+}  // namespace locomov::net
