@@ -36,6 +36,9 @@ class frame_splitter {
   std::size_t buffered() const;
 
  private:
+  status emit(std::size_t end, std::string& out);
+  status fail();
+
   std::string buf_;
   std::size_t start_ = 0;     // first byte of the current value (or of skipped whitespace)
   std::size_t pos_ = 0;       // next byte to scan
@@ -45,6 +48,7 @@ class frame_splitter {
   bool in_string_ = false;
   bool escape_ = false;
   bool scalar_ = false;       // top-level number or literal: ends at a delimiter
+  bool failed_ = false;       // a value outgrew max_frame_; the stream cannot resync
 };
 
 }  // namespace locomov::protocol
