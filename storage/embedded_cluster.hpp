@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace locomov::storage {
 
@@ -35,8 +36,15 @@ class embedded_cluster {
   /// the tail of the server log on failure.
   void start();
 
-  /// Fast shutdown (pg_ctl stop -m fast); a no-op when not running.
-  void stop();
+  /// How stop() shuts the server down.
+  enum class stop_mode {
+    fast,       ///< end sessions, write a checkpoint, exit (pg_ctl stop -m fast)
+    immediate,  ///< exit at once, skipping the checkpoint; the next start recovers
+                ///< from WAL. For clusters about to be deleted, such as tests'.
+  };
+
+  /// Shuts the server down and waits for it; a no-op when not running.
+  void stop(stop_mode mode = stop_mode::fast);
 
   bool running() const { return running_; }
 
@@ -49,8 +57,23 @@ class embedded_cluster {
   const options& settings() const { return opts_; }
 
  private:
+  std::filesystem::path data_dir() const;
+  std::filesystem::path socket_dir() const;
+  std::filesystem::path log_file() const;
+
+  /// argv prefix that runs a PostgreSQL tool, through runuser when root.
+  std::vector<std::string> command(const std::string& tool) const;
+
+  /// Runs argv; throws with its output and the server log tail on failure.
+  void run_checked(const std::vector<std::string>& argv, const std::string& what) const;
+
+  void prepare_folders();
+  void init_if_missing();
+  void create_database_if_missing();
+
   options opts_;
   bool running_ = false;
+  bool as_service_user_ = false;
 };
 
 }  // namespace locomov::storage

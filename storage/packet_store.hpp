@@ -8,9 +8,14 @@
 
 #include "protocol/reading.hpp"
 
+// libpqxx 6.4 spells pqxx::connection as an alias of a template, so a plain
+// `class connection;` would clash with <pqxx/connection>.
 namespace pqxx {
-class connection;
-}
+class connect_direct;
+template <typename CONNECTPOLICY>
+class basic_connection_base;
+using connection = basic_connection_base<connect_direct>;
+}  // namespace pqxx
 
 namespace locomov::storage {
 
@@ -53,6 +58,9 @@ class packet_store {
 
  private:
   std::unique_ptr<pqxx::connection> conn_;
+  // COPY text of the batch being written, kept to reuse their capacity.
+  std::string packet_rows_;
+  std::string quarantine_rows_;
 };
 
 }  // namespace locomov::storage
