@@ -1,0 +1,289 @@
+#include "actors/connection_actor.hpp"
+
+#include <deque>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "common/logging.hpp"
+#include "net/tls_session.hpp"
+#include "protocol/frame_splitter.hpp"
+#include "protocol/packet_decoder.hpp"
+
+namespace locomov::actors {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+struct reply {
+  std::uint64_t seq = 0;
+  bool ready = false;
+  std::string text;
+};
+
+struct connection_state {
+  caf::actor broker;
+  caf::actor registry;
+  connection_info info;
+  connection_settings settings;
+  net::ssl_ctx_ptr ctx;  // keeps the context alive as long as the session
+  std::unique_ptr<net::tls_session> tls;
+  std::unique_ptr<protocol::frame_splitter> splitter;
+  std::deque<reply> replies;  // front is the oldest unanswered packet
+  std::uint64_t next_seq = 0;
+  std::string plain;
+  std::string cipher_out;
+  std::string frame;
+  clock::time_point last_read = clock::now();
+  bool established = false;
+  bool draining = false;  // read no more; close once owed replies are sent
+  bool halted = false;
+  bool closed = false;
+  static inline const char* name = "connection";
+};
+
+using connection = caf::stateful_actor<connection_state>;
+
+void send_bytes(connection* self, std::string& bytes) {
+  if (bytes.empty()) {
+    return;
+  }
+  auto& st = self->state;
+  self->send(st.broker, out_atom::value, st.info.hdl, std::vector<char>(bytes.begin(), bytes.end()));
+  bytes.clear();
+}
+
+void close_now(connection* self, bool notify_peer) {
+  auto& st = self->state;
+  if (st.closed) {
+    return;
+  }
+  st.closed = true;
+  if (notify_peer && st.tls && st.established) {
+    st.tls->shutdown(st.cipher_out);
+    send_bytes(self, st.cipher_out);
+  }
+  self->send(st.broker, close_atom::value, st.info.hdl);
+  logs::net().debug("connection closed conn={} peer={}", st.info.id, st.info.peer);
+  self->quit();
+}
+
+void write_plain(connection* self, const std::string& text) {
+  auto& st = self->state;
+  if (st.tls) {
+    st.tls->send(text, st.cipher_out);
+    send_bytes(self, st.cipher_out);
+  } else {
+    std::string copy = text;
+    send_bytes(self, copy);
+  }
+}
+
+// Sends every reply that is ready and has no unanswered packet before it, then
+// applies back-pressure: a connection whose packets wait on the database stops
+// reading until the writers catch up.
+void flush_replies(connection* self) {
+  auto& st = self->state;
+  std::string text;
+  while (!st.replies.empty() && st.replies.front().ready) {
+    text += st.replies.front().text;
+    st.replies.pop_front();
+  }
+  if (!text.empty()) {
+    write_plain(self, text);
+  }
+  if (st.draining && st.replies.empty()) {
+    close_now(self, true);
+    return;
+  }
+  if (!st.halted && st.replies.size() >= st.settings.max_pending) {
+    st.halted = true;
+    self->send(st.broker, halt_atom::value, st.info.hdl);
+  } else if (st.halted && st.replies.size() <= st.settings.max_pending / 2 && !st.draining) {
+    st.halted = false;
+    self->send(st.broker, resume_atom::value, st.info.hdl);
+  }
+}
+
+reply* find_reply(connection_state& st, std::uint64_t seq) {
+  if (st.replies.empty() || seq < st.replies.front().seq) {
+    return nullptr;
+  }
+  auto index = seq - st.replies.front().seq;
+  return index < st.replies.size() ? &st.replies[index] : nullptr;
+}
+
+void stop_reading(connection* self, const char* reason, const std::string& detail) {
+  auto& st = self->state;
+  logs::protocol().warn("closing connection conn={} peer={} reason=\"{}\" detail=\"{}\"",
+                        st.info.id, st.info.peer, reason, detail);
+  st.draining = true;
+  self->send(st.broker, halt_atom::value, st.info.hdl);
+}
+
+std::int64_t now_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+void decode_frames(connection* self) {
+  auto& st = self->state;
+  st.splitter->feed(st.plain);
+  st.plain.clear();
+  auto received_at = now_us();
+  while (!st.draining) {
+    auto status = st.splitter->next(st.frame);
+    if (status == protocol::frame_splitter::status::need_more) {
+      break;
+    }
+    if (status == protocol::frame_splitter::status::too_large) {
+      stop_reading(self, "frame too large",
+                   "limit " + std::to_string(st.settings.max_frame) + " bytes");
+      break;
+    }
+    auto result = protocol::decode_packet(st.frame, received_at);
+    using kind = protocol::decode_result::kind;
+    if (result.outcome == kind::undecodable) {
+      stop_reading(self, "not JSON", result.reason);
+      break;
+    }
+    auto seq = st.next_seq++;
+    if (result.outcome == kind::invalid) {
+      logs::protocol().debug("packet refused conn={} peer={} reason=\"{}\"", st.info.id,
+                             st.info.peer, result.reason);
+      st.replies.push_back(reply{seq, true, "!OK " + result.reason + "\n"});
+      continue;
+    }
+    st.replies.push_back(reply{seq, false, {}});
+    self->send(st.registry, packet_msg{result.value, caf::actor_cast<caf::actor>(self), seq});
+  }
+  flush_replies(self);
+}
+
+void on_bytes(connection* self, std::vector<char>& bytes) {
+  auto& st = self->state;
+  if (st.closed || st.draining) {
+    return;
+  }
+  st.last_read = clock::now();
+  std::string_view data(bytes.data(), bytes.size());
+  if (!st.tls) {
+    st.plain.append(data);
+    decode_frames(self);
+    return;
+  }
+  auto state = st.tls->receive(data, st.plain, st.cipher_out);
+  send_bytes(self, st.cipher_out);
+  using tls_state = net::tls_session::state;
+  if (state == tls_state::failed) {
+    logs::net().warn("{} conn={} peer={} reason=\"{}\"",
+                     st.established ? "TLS error" : "TLS handshake failed", st.info.id,
+                     st.info.peer, st.tls->error());
+    close_now(self, false);
+    return;
+  }
+  if (!st.established && state != tls_state::handshaking) {
+    st.established = true;
+    logs::net().debug("TLS established conn={} peer={} version={} cipher={}", st.info.id,
+                      st.info.peer, st.tls->version(), st.tls->cipher());
+  }
+  if (!st.plain.empty()) {
+    decode_frames(self);
+  }
+  if (state == tls_state::closed && !st.closed) {
+    // The peer is done sending; answer what it sent, then close.
+    st.draining = true;
+    flush_replies(self);
+  }
+}
+
+// One timer per connection: during the handshake it enforces the total
+// handshake deadline; after it, the read deadline, counted from the last read
+// and suspended while replies are owed (the silence is then ours).
+void on_deadline(connection* self) {
+  auto& st = self->state;
+  if (st.closed) {
+    return;
+  }
+  if (st.tls && !st.established) {
+    logs::net().warn("TLS handshake timed out conn={} peer={} limit={}ms", st.info.id,
+                     st.info.peer, st.settings.handshake_timeout.count());
+    close_now(self, false);
+    return;
+  }
+  auto silent = clock::now() - st.last_read;
+  if (st.replies.empty() && silent >= st.settings.read_timeout) {
+    logs::net().info("read timed out conn={} peer={} limit={}ms", st.info.id, st.info.peer,
+                     st.settings.read_timeout.count());
+    close_now(self, true);
+    return;
+  }
+  auto left = st.settings.read_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(silent);
+  self->delayed_send(self, std::max(left, std::chrono::milliseconds(100)), deadline_atom::value);
+}
+
+caf::behavior connection_behavior(connection* self, caf::actor broker, connection_info info,
+                                  net::ssl_ctx_ptr tls, connection_settings settings,
+                                  caf::actor registry) {
+  auto& st = self->state;
+  st.broker = std::move(broker);
+  st.registry = std::move(registry);
+  st.info = std::move(info);
+  st.settings = settings;
+  st.ctx = std::move(tls);
+  st.splitter = std::make_unique<protocol::frame_splitter>(settings.max_frame);
+  if (st.ctx) {
+    st.tls = std::make_unique<net::tls_session>(st.ctx.get());
+    self->delayed_send(self, settings.handshake_timeout, deadline_atom::value);
+  } else {
+    st.established = true;
+    self->delayed_send(self, settings.read_timeout, deadline_atom::value);
+  }
+  return {
+      [self](recv_atom, std::vector<char>& bytes) { on_bytes(self, bytes); },
+      [self](stored_atom, std::uint64_t seq) {
+        if (auto* r = find_reply(self->state, seq)) {
+          r->ready = true;
+          r->text = "Thank you.\n";
+          flush_replies(self);
+        }
+      },
+      [self](failed_atom, std::uint64_t seq) {
+        auto& st = self->state;
+        if (find_reply(st, seq) == nullptr) {
+          return;
+        }
+        // Replies are ordered, so nothing after this packet may be answered
+        // either; the device will resend what was not acknowledged.
+        logs::net().warn("packet could not be stored, closing conn={} peer={}", st.info.id,
+                         st.info.peer);
+        while (!st.replies.empty() && st.replies.front().seq != seq) {
+          if (!st.replies.front().ready) {
+            break;
+          }
+          write_plain(self, st.replies.front().text);
+          st.replies.pop_front();
+        }
+        close_now(self, true);
+      },
+      [self](deadline_atom) { on_deadline(self); },
+      [self](peer_gone_atom) {
+        self->state.closed = true;
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_connection_actor(caf::actor_system& sys, caf::actor broker, connection_info info,
+                                  net::ssl_ctx_ptr tls, const connection_settings& settings,
+                                  caf::actor registry) {
+  return sys.spawn(connection_behavior, std::move(broker), std::move(info),
+                               std::move(tls), settings, std::move(registry));
+}
+
+}  // namespace locomov::actors

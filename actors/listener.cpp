@@ -1,0 +1,121 @@
+#include "actors/listener.hpp"
+
+#include <atomic>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/connection_actor.hpp"
+#include "actors/messages.hpp"
+#include "common/logging.hpp"
+
+namespace locomov::actors {
+namespace {
+
+// Connection ids are unique across listeners, so a log search by conn= finds
+// one connection.
+std::atomic<std::uint64_t> next_connection_id{1};
+
+constexpr std::size_t read_chunk = 16 * 1024;
+
+struct listener_state {
+  listener_settings settings;
+  caf::actor registry;
+  std::unordered_map<caf::io::connection_handle, caf::actor> connections;
+  static inline const char* name = "listener";
+};
+
+using listener_broker = caf::stateful_actor<listener_state, caf::io::broker>;
+
+caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr doorman,
+                                listener_settings settings, caf::actor registry) {
+  self->add_doorman(std::move(doorman));
+  self->state.settings = std::move(settings);
+  self->state.registry = std::move(registry);
+  return {
+      [self](const caf::io::new_connection_msg& msg) {
+        auto& st = self->state;
+        connection_info info;
+        info.hdl = msg.handle;
+        info.id = next_connection_id++;
+        info.peer = self->remote_addr(msg.handle) + ":" +
+                    std::to_string(self->remote_port(msg.handle));
+        info.listener = st.settings.name;
+        logs::net().debug("connection accepted conn={} peer={} listener={}", info.id, info.peer,
+                          info.listener);
+        auto conn = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
+                                           std::move(info), st.settings.tls,
+                                           st.settings.connection, st.registry);
+        self->link_to(conn);
+        st.connections.emplace(msg.handle, std::move(conn));
+        self->configure_read(msg.handle, caf::io::receive_policy::at_most(read_chunk));
+      },
+      [self](caf::io::new_data_msg& msg) {
+        auto it = self->state.connections.find(msg.handle);
+        if (it != self->state.connections.end()) {
+          // Copied, not moved: the buffer belongs to the socket's read loop.
+          self->send(it->second, recv_atom::value, std::vector<char>(msg.buf));
+        }
+      },
+      [self](const caf::io::connection_closed_msg& msg) {
+        auto it = self->state.connections.find(msg.handle);
+        if (it != self->state.connections.end()) {
+          self->send(it->second, peer_gone_atom::value);
+          self->unlink_from(it->second);
+          self->state.connections.erase(it);
+        }
+      },
+      [self](out_atom, caf::io::connection_handle hdl, const std::vector<char>& bytes) {
+        if (self->state.connections.count(hdl) != 0) {
+          self->write(hdl, bytes.size(), bytes.data());
+          self->flush(hdl);
+        }
+      },
+      [self](close_atom, caf::io::connection_handle hdl) {
+        auto it = self->state.connections.find(hdl);
+        if (it != self->state.connections.end()) {
+          self->unlink_from(it->second);
+          self->state.connections.erase(it);
+          // Written bytes are flushed before the socket closes.
+          self->close(hdl);
+        }
+      },
+      [self](halt_atom, caf::io::connection_handle hdl) {
+        if (self->state.connections.count(hdl) != 0) {
+          self->halt(hdl);
+        }
+      },
+      [self](resume_atom, caf::io::connection_handle hdl) {
+        if (self->state.connections.count(hdl) != 0) {
+          self->trigger(hdl);
+        }
+      },
+      [self](const caf::io::acceptor_closed_msg&) {
+        logs::net().error("listener socket closed listener={}", self->state.settings.name);
+      },
+  };
+}
+
+}  // namespace
+
+listener start_listener(caf::actor_system& sys, const listener_settings& settings,
+                        caf::actor registry) {
+  auto& mm = sys.middleman();
+  const char* host = settings.host.empty() ? nullptr : settings.host.c_str();
+  auto doorman = mm.backend().new_tcp_doorman(settings.port, host, true);
+  if (!doorman) {
+    throw std::runtime_error("cannot listen on " + settings.host + ":" +
+                             std::to_string(settings.port) + " for the " + settings.name +
+                             " port: " + sys.render(doorman.error()));
+  }
+  listener result;
+  result.port = (*doorman)->port();
+  result.broker = mm.spawn_broker(listener_behavior, std::move(*doorman), settings,
+                                  std::move(registry));
+  return result;
+}
+
+}  // namespace locomov::actors

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+
+#include "actors/settings.hpp"
+#include "net/tls_context.hpp"
+
+namespace locomov::actors {
+
+/// Where and how a listener accepts connections.
+struct listener_settings {
+  std::string name = "packet";     ///< appears in log lines
+  std::string host = "0.0.0.0";    ///< address to bind
+  std::uint16_t port = 38981;      ///< 0 picks a free port (tests)
+  net::ssl_ctx_ptr tls;            ///< null: plaintext (development only)
+  connection_settings connection;
+};
+
+/// A listening socket and the broker that serves it.
+struct listener {
+  caf::actor broker;
+  std::uint16_t port = 0;  ///< the bound port
+};
+
+/// Binds the socket (in the calling thread, so errors surface at start-up)
+/// and spawns its broker. The broker only moves bytes between sockets and
+/// connection actors, since every broker shares CAF's single multiplexer
+/// thread. Throws std::runtime_error when the address cannot be bound.
+listener start_listener(caf::actor_system& sys, const listener_settings& settings,
+                        caf::actor registry);
+
+}  // namespace locomov::actors

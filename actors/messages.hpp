@@ -1,0 +1,58 @@
+#pragma once
+
+// The messages locomov's actors exchange. They never leave the process (no
+// CAF remoting), so they are allowed as unsafe (not serializable) types.
+
+#include <cstdint>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+
+#include "protocol/reading.hpp"
+#include "storage/packet_store.hpp"
+
+namespace locomov::actors {
+
+// Between a listener broker and its connection actors.
+using recv_atom = caf::atom_constant<caf::atom("recv")>;        ///< (recv, bytes): from the peer
+using out_atom = caf::atom_constant<caf::atom("out")>;          ///< (out, hdl, bytes): to the peer
+using close_atom = caf::atom_constant<caf::atom("close")>;      ///< (close, hdl)
+using halt_atom = caf::atom_constant<caf::atom("halt")>;        ///< (halt, hdl): stop reading
+using resume_atom = caf::atom_constant<caf::atom("resume")>;    ///< (resume, hdl)
+using peer_gone_atom = caf::atom_constant<caf::atom("peer_gone")>;
+
+// Timers.
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
+// Replies to connection actors: (stored, seq) once committed, (failed, seq)
+// when it cannot be stored.
+using stored_atom = caf::atom_constant<caf::atom("stored")>;
+using failed_atom = caf::atom_constant<caf::atom("failed")>;
+
+// Pub actors and their registry.
+using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using pub_known_atom = caf::atom_constant<caf::atom("pub_known")>;
+
+/// A decoded packet on its way from a connection actor to its pub actor.
+/// `seq` orders the connection's replies; the reply goes to `reply_to`.
+struct packet_msg {
+  protocol::reading value;
+  caf::actor reply_to;
+  std::uint64_t seq = 0;
+};
+
+/// A packet routed by its pub actor to a writer.
+struct write_msg {
+  storage::stored_packet packet;
+  caf::actor reply_to;
+  std::uint64_t seq = 0;
+};
+
+}  // namespace locomov::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::packet_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::write_msg)

@@ -1,0 +1,38 @@
+#include "actors/pipeline.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/pub_registry.hpp"
+#include "actors/writer_actor.hpp"
+
+namespace locomov::actors {
+
+pipeline start_pipeline(caf::actor_system& sys, const writer_settings& writers,
+                        const pub_settings& pubs) {
+  pipeline p;
+  for (std::size_t i = 0; i < std::max<std::size_t>(writers.writers, 1); ++i) {
+    p.writers.push_back(spawn_writer(sys, writers, static_cast<int>(i)));
+  }
+  p.catalog = spawn_catalog(sys, writers, pubs.key);
+  p.registry = spawn_pub_registry(sys, pubs, p.catalog, p.writers);
+  return p;
+}
+
+void stop_pipeline(caf::actor_system& sys, pipeline& p) {
+  caf::scoped_actor self{sys};
+  // Pub actors may still be routing packets to writers; the registry's exit
+  // ends them (they are linked) before the writers are told to finish.
+  self->send_exit(p.registry, caf::exit_reason::user_shutdown);
+  self->wait_for(p.registry);
+  self->send_exit(p.catalog, caf::exit_reason::user_shutdown);
+  for (auto& writer : p.writers) {
+    self->send_exit(writer, caf::exit_reason::user_shutdown);
+  }
+  self->wait_for(p.catalog);
+  for (auto& writer : p.writers) {
+    self->wait_for(writer);
+  }
+  p = pipeline{};
+}
+
+}  // namespace locomov::actors

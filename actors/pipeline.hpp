@@ -1,0 +1,29 @@
+#pragma once
+
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/settings.hpp"
+
+namespace locomov::actors {
+
+/// The storage side of the actor pipeline: writers, the pub catalog and the
+/// pub registry that connection actors send their packets to.
+struct pipeline {
+  std::vector<caf::actor> writers;
+  caf::actor catalog;
+  caf::actor registry;
+};
+
+/// Spawns writers, catalog and registry. The database must be reachable
+/// and migrated; writers connect lazily and reconnect by themselves.
+pipeline start_pipeline(caf::actor_system& sys, const writer_settings& writers,
+                        const pub_settings& pubs);
+
+/// Stops the registry (and with it every pub actor), then the writers, which
+/// commit what they hold first; blocks until all have ended.
+void stop_pipeline(caf::actor_system& sys, pipeline& p);
+
+}  // namespace locomov::actors

@@ -1,0 +1,116 @@
+#include "actors/pub_actor.hpp"
+
+#include <utility>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "common/logging.hpp"
+
+namespace locomov::actors {
+namespace {
+
+enum class pub_status { looking_up, exists, missing };
+
+struct pub_state {
+  std::int32_t id = 0;
+  pub_status status = pub_status::looking_up;
+  std::int32_t pub_id = 0;
+  std::vector<packet_msg> held;  // packets that arrived during the lookup
+  std::vector<caf::actor> writers;
+  std::size_t next_writer = 0;
+  std::uint64_t packets = 0;
+  std::uint64_t quarantined = 0;
+  std::int64_t last_seen_us = 0;
+  static inline const char* name = "pub";
+};
+
+using pub_actor = caf::stateful_actor<pub_state>;
+
+void route(pub_actor* self, packet_msg&& msg) {
+  auto& st = self->state;
+  ++st.packets;
+  st.last_seen_us = std::max(st.last_seen_us, msg.value.created_at_us);
+  write_msg out;
+  out.packet.value = msg.value;
+  out.packet.quarantined = st.status != pub_status::exists;
+  out.packet.pub_id = out.packet.quarantined ? msg.value.id : st.pub_id;
+  out.reply_to = std::move(msg.reply_to);
+  out.seq = msg.seq;
+  if (out.packet.quarantined) {
+    ++st.quarantined;
+  }
+  // Round robin spreads one busy device's packets over every writer.
+  auto& writer = st.writers[st.next_writer++ % st.writers.size()];
+  self->send(writer, std::move(out));
+}
+
+void release_held(pub_actor* self) {
+  auto held = std::move(self->state.held);
+  self->state.held.clear();
+  for (auto& msg : held) {
+    route(self, std::move(msg));
+  }
+}
+
+void look_up(pub_actor* self, caf::actor catalog) {
+  self->request(catalog, caf::infinite, lookup_atom::value, self->state.id)
+      .then(
+          [self](std::int32_t pub_id) {
+            auto& st = self->state;
+            if (st.status == pub_status::looking_up) {
+              st.status = pub_id > 0 ? pub_status::exists : pub_status::missing;
+              st.pub_id = pub_id;
+              if (st.status == pub_status::missing) {
+                logs::actors().info("pub unknown, its packets go to quarantine id={}", st.id);
+              }
+            }
+            release_held(self);
+          },
+          [self, catalog](caf::error&) {
+            // The catalog already retried once; try again shortly rather than
+            // guessing, since a wrong guess would misfile every packet.
+            self->delayed_send(self, std::chrono::seconds(1), lookup_atom::value, catalog);
+          });
+}
+
+caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::actor catalog,
+                  caf::actor registry, std::vector<caf::actor> writers) {
+  self->state.id = id;
+  self->state.writers = std::move(writers);
+  look_up(self, catalog);
+  return {
+      [self](packet_msg& msg) {
+        if (self->state.status == pub_status::looking_up) {
+          self->state.held.push_back(std::move(msg));
+          return;
+        }
+        route(self, std::move(msg));
+      },
+      [self](lookup_atom, caf::actor catalog) { look_up(self, std::move(catalog)); },
+      [self](pub_known_atom, std::int32_t pub_id) {
+        auto& st = self->state;
+        st.status = pub_status::exists;
+        st.pub_id = pub_id;
+        release_held(self);
+      },
+      [self](stop_atom) { self->quit(); },
+      caf::after(settings.idle_timeout) >>
+          [self, registry] {
+            if (self->state.status != pub_status::looking_up) {
+              self->send(registry, idle_atom::value, self->state.id);
+            }
+          },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_pub_actor(caf::event_based_actor* registry, std::int32_t id,
+                           const pub_settings& settings, const caf::actor& catalog,
+                           const std::vector<caf::actor>& writers) {
+  return registry->spawn<caf::linked>(pub, id, settings, catalog,
+                                      caf::actor_cast<caf::actor>(registry), writers);
+}
+
+}  // namespace locomov::actors

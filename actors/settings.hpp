@@ -1,0 +1,45 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "storage/packet_store.hpp"
+
+namespace locomov::actors {
+
+/// Limits a connection actor enforces on its peer.
+struct connection_settings {
+  /// Total time allowed for the TLS handshake, from accept.
+  std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
+  /// Longest silence tolerated after the handshake while no reply is owed.
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
+  /// A JSON value that grows past this many bytes without ending closes the connection.
+  std::size_t max_frame = 64 * 1024;
+  /// Packets awaiting their commit before the connection stops reading.
+  std::size_t max_pending = 256;
+};
+
+/// How pub actors find and route their packets.
+struct pub_settings {
+  storage::pub_key key = storage::pub_key::pub_id;
+  /// A pub actor with no packet for this long stops; the next packet respawns it.
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+};
+
+/// How writers batch and persist.
+struct writer_settings {
+  std::string conninfo;
+  std::size_t writers = 2;
+  /// A batch is committed when it holds this many packets...
+  std::size_t batch_max = 1000;
+  /// ...or when its oldest packet has waited this long. Zero commits as soon
+  /// as no further packet is queued for the writer.
+  std::chrono::milliseconds batch_wait{0};
+  /// How long a failing batch is retried (reconnecting) before its packets
+  /// are reported as failed; the devices then get no acknowledgement.
+  std::chrono::milliseconds retry_for{std::chrono::seconds(30)};
+};
+
+}  // namespace locomov::actors

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <spdlog/logger.h>
+
+namespace locomov::logs {
+
+/// One logger per component, so an operator can tell where a line comes from
+/// and raise one component's level alone. They are created by `init`; until
+/// then they log to stderr at info.
+spdlog::logger& net();       ///< listeners, connections, TLS
+spdlog::logger& protocol();  ///< decoding and replies
+spdlog::logger& storage();   ///< database, migrations, writers
+spdlog::logger& actors();    ///< pub actors, registry, lifecycle
+spdlog::logger& app();       ///< start-up, signals, shutdown
+
+/// Sends every component to stderr at `level` ("trace" ... "off").
+/// Call once at start-up, before any actor exists. Throws std::invalid_argument
+/// on an unknown level name.
+void init(const std::string& level);
+
+}  // namespace locomov::logs
