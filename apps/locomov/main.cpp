@@ -1,0 +1,159 @@
+// The locomov daemon: start-up wiring, signals and shutdown.
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <pqxx/connection>
+#include <unistd.h>
+
+#include "actors/listener.hpp"
+#include "actors/pipeline.hpp"
+#include "apps/locomov/options.hpp"
+#include "common/logging.hpp"
+#include "net/tls_context.hpp"
+#include "storage/embedded_cluster.hpp"
+#include "storage/schema.hpp"
+
+namespace {
+
+using namespace locomov;
+
+// Blocks the signals the main thread waits for, before any other thread
+// exists, so that CAF's threads inherit the mask and only sigwait sees them.
+sigset_t block_control_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+std::string database_conninfo(const app::options& opts,
+                              std::unique_ptr<storage::embedded_cluster>& cluster) {
+  if (!opts.db.empty()) {
+    return opts.db;
+  }
+  storage::embedded_cluster::options co;
+  co.dir = opts.state_dir / "postgresql";
+  co.port = opts.embedded_db_port;
+  cluster = std::make_unique<storage::embedded_cluster>(co);
+  logs::storage().info("starting embedded PostgreSQL dir={}", co.dir.string());
+  cluster->start();
+  return cluster->conninfo();
+}
+
+void migrate_schema(const std::string& conninfo) {
+  pqxx::connection conn{conninfo};
+  auto before = storage::schema_version(conn);
+  auto after = storage::migrate(conn);
+  if (before != after) {
+    logs::storage().info("schema migrated from={} to={}", before, after);
+  } else {
+    logs::storage().info("schema up to date version={}", after);
+  }
+}
+
+net::tls_settings tls_files(const app::options& opts) {
+  auto tls = opts.tls;
+  if (tls.cert_file.empty()) {
+    auto made = net::ensure_self_signed(opts.state_dir / "tls", opts.tls_names);
+    tls.cert_file = made.cert;
+    tls.key_file = made.key;
+  }
+  return tls;
+}
+
+int run(const app::options& opts, const sigset_t& signals) {
+  std::filesystem::create_directories(opts.state_dir);
+  std::unique_ptr<storage::embedded_cluster> cluster;
+  auto conninfo = database_conninfo(opts, cluster);
+  migrate_schema(conninfo);
+  auto tls = tls_files(opts);
+  auto ctx = net::make_server_context(tls);
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  auto threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
+  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(threads, 1u)));
+  caf::actor_system sys{cfg};
+
+  auto writer = opts.writer;
+  writer.conninfo = conninfo;
+  auto pipeline = actors::start_pipeline(sys, writer, opts.pubs);
+
+  std::vector<actors::listener> listeners;
+  actors::listener_settings packet;
+  packet.name = "packet";
+  packet.host = opts.packet_listen;
+  packet.port = opts.packet_port;
+  packet.tls = ctx;
+  packet.connection = opts.connection;
+  listeners.push_back(actors::start_listener(sys, packet, pipeline.registry));
+  logs::net().info("listening listener=packet address={}:{} tls=on", opts.packet_listen,
+                   listeners.back().port);
+  if (opts.plain_port != 0) {
+    auto plain = packet;
+    plain.name = "plain";
+    plain.host = opts.plain_listen;
+    plain.port = opts.plain_port;
+    plain.tls = nullptr;
+    listeners.push_back(actors::start_listener(sys, plain, pipeline.registry));
+    logs::net().warn("listening listener=plain address={}:{} tls=off (development only)",
+                     opts.plain_listen, listeners.back().port);
+  }
+
+  logs::app().info("locomov ready certificate={} writers={} threads={}",
+                   tls.cert_file.string(), writer.writers, threads);
+  if (opts.tls.cert_file.empty()) {
+    logs::app().info("self-signed certificate, verify it with ca={}",
+                     (opts.state_dir / "tls" / "ca.crt").string());
+  }
+  if (cluster) {
+    logs::app().info("embedded database, open it with: {}", cluster->psql_command());
+  }
+
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      logs::app().warn("SIGHUP received; reloading is not supported yet, nothing changed");
+      continue;
+    }
+    logs::app().info("shutting down signal={}", strsignal(sig));
+    break;
+  }
+
+  caf::scoped_actor self{sys};
+  for (auto& l : listeners) {
+    self->send_exit(l.broker, caf::exit_reason::user_shutdown);
+    self->wait_for(l.broker);
+  }
+  actors::stop_pipeline(sys, pipeline);
+  logs::app().info("actors stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto opts = app::parse_options(argc, argv);
+  // A write to a peer that has gone raises SIGPIPE, whose default action
+  // would end the whole server.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto signals = block_control_signals();
+  try {
+    logs::init(opts.log_level);
+    return run(opts, signals);
+  } catch (const std::exception& e) {
+    logs::app().critical("cannot start: {}", e.what());
+    return 1;
+  }
+}

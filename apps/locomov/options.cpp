@@ -1,0 +1,138 @@
+#include "apps/locomov/options.hpp"
+
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+namespace locomov::app {
+namespace {
+
+std::vector<std::string> default_names() {
+  std::vector<std::string> names{"localhost", "127.0.0.1", "::1"};
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0' &&
+      std::string(host) != "localhost") {
+    names.emplace_back(host);
+  }
+  return names;
+}
+
+/// A duration option given in `unit` ("seconds" or "milliseconds"), whatever
+/// resolution the setting keeps internally.
+template <class Rep, class Period>
+CLI::Option* add_duration(CLI::App& app, const std::string& name,
+                          std::chrono::duration<Rep, Period>& target, const std::string& unit,
+                          const std::string& help) {
+  using target_type = std::chrono::duration<Rep, Period>;
+  const double unit_seconds = unit == "milliseconds" ? 0.001 : 1.0;
+  auto* opt = app.add_option_function<double>(
+      name,
+      [&target, unit_seconds](double value) {
+        target = std::chrono::duration_cast<target_type>(
+            std::chrono::duration<double>(value * unit_seconds));
+      },
+      help + " (" + unit + ")");
+  const double current = std::chrono::duration<double>(target).count() / unit_seconds;
+  std::ostringstream shown;
+  shown << current;
+  opt->default_str(shown.str());
+  opt->check(CLI::NonNegativeNumber);
+  return opt;
+}
+
+}  // namespace
+
+options parse_options(int argc, char** argv) {
+  options o;
+  o.tls_names = default_names();
+  CLI::App app{"locomov: ingest server for Wi-Fi energy meters"};
+  app.set_version_flag("--version", "locomov 0.1.0");
+  app.set_config("--config", "", "Read options from this file (keys are option names)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  app.get_formatter()->column_width(36);
+
+  app.add_option("--state-dir", o.state_dir, "Folder for the embedded database and certificate")
+      ->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "Scheduler threads; 0 means one per core")
+      ->capture_default_str();
+
+  app.add_option("--packet-listen", o.packet_listen, "Address of the TLS packet port")
+      ->capture_default_str();
+  app.add_option("--packet-port", o.packet_port, "TLS packet port")->capture_default_str();
+  app.add_option("--plain-listen", o.plain_listen, "Address of the plaintext packet port")
+      ->capture_default_str();
+  app.add_option("--plain-port", o.plain_port,
+                 "Plaintext packet port for development; 0 turns it off")
+      ->capture_default_str();
+
+  app.add_option("--tls-cert", o.tls.cert_file,
+                 "Certificate chain (PEM); empty makes a self-signed one under the state dir");
+  app.add_option("--tls-key", o.tls.key_file, "Private key (PEM) of --tls-cert");
+  app.add_option("--tls-min-version", o.tls.min_version, "TLSv1.2 or TLSv1.3")
+      ->capture_default_str();
+  app.add_option("--tls-ciphers", o.tls.ciphers, "TLS 1.2 cipher list (OpenSSL syntax)")
+      ->capture_default_str();
+  app.add_option("--tls-ciphersuites", o.tls.ciphersuites, "TLS 1.3 suites (OpenSSL syntax)")
+      ->capture_default_str();
+  app.add_option("--tls-groups", o.tls.groups, "Key exchange groups in preference order")
+      ->capture_default_str();
+  app.add_option("--tls-names", o.tls_names,
+                 "Names and addresses of the self-signed certificate")
+      ->delimiter(',');
+
+  app.add_option("--db", o.db,
+                 "libpq connection string; empty starts the embedded PostgreSQL cluster. "
+                 "Give the password with PGPASSWORD or ~/.pgpass, not here");
+  app.add_option("--embedded-db-port", o.embedded_db_port,
+                 "Port naming the embedded cluster's unix socket (it has no TCP listener)")
+      ->capture_default_str();
+
+  add_duration(app, "--handshake-timeout", o.connection.handshake_timeout, "seconds",
+               "Total time allowed for a TLS handshake");
+  add_duration(app, "--read-timeout", o.connection.read_timeout, "seconds",
+               "Silence tolerated on an established connection");
+  app.add_option("--max-frame", o.connection.max_frame,
+                 "Bytes a JSON value may reach before the connection is closed")
+      ->capture_default_str();
+  app.add_option("--max-pending", o.connection.max_pending,
+                 "Packets a connection may have awaiting commit before it stops reading")
+      ->capture_default_str();
+
+  std::string pub_key = "pub_id";
+  app.add_option("--pub-key", pub_key, "Column of pub that a packet's id names: pub_id or hash")
+      ->check(CLI::IsMember({"pub_id", "hash"}))
+      ->capture_default_str();
+  add_duration(app, "--pub-idle-timeout", o.pubs.idle_timeout, "seconds",
+               "A device's actor stops after this long without packets");
+
+  app.add_option("--writers", o.writer.writers, "Writer actors, each with its own connection")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--batch-max", o.writer.batch_max, "Packets per committed batch at most")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  add_duration(app, "--batch-wait", o.writer.batch_wait, "milliseconds",
+               "Longest a packet waits for its batch to fill; 0 commits as soon as the "
+               "writer's queue is empty");
+  add_duration(app, "--write-retry-for", o.writer.retry_for, "seconds",
+               "How long a failing batch is retried before its packets go unacknowledged");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e) == 0 ? 0 : 2);
+  }
+  o.pubs.key = pub_key == "hash" ? storage::pub_key::hash : storage::pub_key::pub_id;
+  if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
+    std::cerr << "locomov: --tls-cert and --tls-key go together; give both or neither\n";
+    std::exit(2);
+  }
+  return o;
+}
+
+}  // namespace locomov::app

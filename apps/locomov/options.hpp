@@ -1,0 +1,40 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "actors/settings.hpp"
+#include "net/tls_context.hpp"
+
+namespace locomov::app {
+
+/// Everything the daemon can be told, from conf/locomov.conf and the command
+/// line. Durations are in the units their option names say.
+struct options {
+  std::filesystem::path state_dir = "/var/lib/locomov";
+  std::string log_level = "info";
+  unsigned threads = 0;  // 0: one per core
+
+  std::string packet_listen = "0.0.0.0";
+  std::uint16_t packet_port = 38981;
+  std::string plain_listen = "127.0.0.1";
+  std::uint16_t plain_port = 0;  // 0: no plaintext listener
+
+  net::tls_settings tls;
+  std::vector<std::string> tls_names;  // self-signed certificate's names
+
+  std::string db;  // empty: the embedded cluster
+  int embedded_db_port = 5432;
+
+  actors::connection_settings connection;
+  actors::pub_settings pubs;
+  actors::writer_settings writer;
+};
+
+/// Parses the command line, reading `--config FILE` first; options given on
+/// the command line win over the file. Unknown keys in the file are errors.
+/// Exits the process for --help, --version and usage errors (status 2).
+options parse_options(int argc, char** argv);
+
+}  // namespace locomov::app
