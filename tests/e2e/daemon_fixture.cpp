@@ -1,0 +1,65 @@
+#include "tests/e2e/daemon_fixture.hpp"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/pg_cluster.hpp"
+
+namespace locomov::test {
+
+std::string locomov_binary() { return LOCOMOV_BINARY; }
+std::string locomovctl_binary() { return LOCOMOVCTL_BINARY; }
+
+daemon::daemon(const std::vector<std::string>& extra) {
+  char dir[] = "/tmp/locomov-e2e-XXXXXX";
+  if (mkdtemp(dir) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
+  state_dir_ = dir;
+  // The embedded cluster runs as `postgres` under root; it must reach its folder.
+  std::filesystem::permissions(state_dir_, std::filesystem::perms(0755));
+  packet_port_ = free_port();
+  plain_port_ = free_port();
+  embedded_db_port_ = free_port();
+  std::vector<std::string> argv{locomov_binary(),
+                                "--state-dir", state_dir_.string(),
+                                "--packet-listen", "127.0.0.1",
+                                "--packet-port", std::to_string(packet_port_),
+                                "--plain-port", std::to_string(plain_port_),
+                                "--embedded-db-port", std::to_string(embedded_db_port_),
+                                "--log-level", "debug"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  proc_ = std::make_unique<process>(argv, state_dir_ / "locomov.log");
+
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < until) {
+    if (log().find("locomov ready") != std::string::npos) {
+      return;
+    }
+    if (!proc_->running()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error("locomov did not become ready:\n" + log());
+}
+
+daemon::~daemon() {
+  stop();
+  // LOCOMOV_E2E_KEEP=1 leaves the state directory (log, cluster) for a post-mortem.
+  if (getenv("LOCOMOV_E2E_KEEP") == nullptr) {
+    std::error_code ec;
+    std::filesystem::remove_all(state_dir_, ec);
+  }
+}
+
+int daemon::stop() {
+  proc_->signal(SIGTERM);
+  return proc_->wait(std::chrono::seconds(30));
+}
+
+}  // namespace locomov::test

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/process.hpp"
+
+namespace locomov::test {
+
+/// A `locomov` daemon started as a user would start it, on loopback ports,
+/// with its state folder in a fresh temporary directory.
+class daemon {
+ public:
+  /// Starts the daemon with `extra` options and waits until it logs that it
+  /// is ready (or throws with its output). Without "--db" in `extra`, the
+  /// daemon starts its embedded database.
+  explicit daemon(const std::vector<std::string>& extra);
+  ~daemon();
+
+  int packet_port() const { return packet_port_; }
+  int plain_port() const { return plain_port_; }
+  int embedded_db_port() const { return embedded_db_port_; }
+  const std::filesystem::path& state_dir() const { return state_dir_; }
+  std::filesystem::path ca_file() const { return state_dir_ / "tls" / "ca.crt"; }
+  process& proc() { return *proc_; }
+  std::string log() const { return proc_->output(); }
+
+  /// SIGTERM, then the exit status (or -1 if it did not end in 30 s).
+  int stop();
+
+ private:
+  std::filesystem::path state_dir_;
+  int packet_port_ = 0;
+  int plain_port_ = 0;
+  int embedded_db_port_ = 0;
+  std::unique_ptr<process> proc_;
+};
+
+/// Path of a binary built in this tree (set by CMake).
+std::string locomov_binary();
+std::string locomovctl_binary();
+
+}  // namespace locomov::test

@@ -1,0 +1,135 @@
+#include "tests/e2e/process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace locomov::test {
+namespace {
+
+pid_t spawn(const std::vector<std::string>& argv, int stdin_fd, int out_fd) {
+  std::vector<char*> args;
+  for (auto& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    throw std::runtime_error("fork failed");
+  }
+  if (pid == 0) {
+    dup2(stdin_fd, 0);
+    dup2(out_fd, 1);
+    dup2(out_fd, 2);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int decode_status(int raw) {
+  if (WIFEXITED(raw)) {
+    return WEXITSTATUS(raw);
+  }
+  return 128 + WTERMSIG(raw);
+}
+
+}  // namespace
+
+process::process(const std::vector<std::string>& argv, const std::filesystem::path& log)
+    : log_(log) {
+  int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_ = spawn(argv, in, out);
+  close(out);
+  close(in);
+}
+
+process::~process() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    wait(std::chrono::seconds(10));
+  }
+}
+
+void process::signal(int sig) {
+  if (running()) {
+    ::kill(pid_, sig);
+  }
+}
+
+bool process::running() {
+  if (status_ != -1) {
+    return false;
+  }
+  int raw = 0;
+  if (waitpid(pid_, &raw, WNOHANG) == pid_) {
+    status_ = decode_status(raw);
+    return false;
+  }
+  return true;
+}
+
+int process::wait(std::chrono::milliseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= until) {
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
+}
+
+std::string process::output() const {
+  std::ifstream in(log_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+command_result run_command(const std::vector<std::string>& argv, const std::string& input,
+                           std::chrono::milliseconds limit) {
+  char out_path[] = "/tmp/locomov-cmd-XXXXXX";
+  int out = mkstemp(out_path);
+  int pipe_fds[2];
+  if (out < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    throw std::runtime_error("cannot set up command I/O");
+  }
+  pid_t pid = spawn(argv, pipe_fds[0], out);
+  close(pipe_fds[0]);
+  close(out);
+  // Small inputs fit the pipe buffer, so writing before waiting cannot block.
+  if (!input.empty() && ::write(pipe_fds[1], input.data(), input.size()) < 0) {
+    close(pipe_fds[1]);
+    throw std::runtime_error("cannot write command input");
+  }
+  close(pipe_fds[1]);
+
+  command_result result;
+  auto until = std::chrono::steady_clock::now() + limit;
+  int raw = 0;
+  while (waitpid(pid, &raw, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= until) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, &raw, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  result.status = decode_status(raw);
+  std::ifstream in(out_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  result.output = ss.str();
+  unlink(out_path);
+  return result;
+}
+
+}  // namespace locomov::test

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace locomov::test {
+
+/// A child process started from an argv vector, its stdout and stderr going
+/// to one log file. The destructor kills it (SIGKILL) if still running.
+class process {
+ public:
+  process(const std::vector<std::string>& argv, const std::filesystem::path& log);
+  ~process();
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  /// Sends a signal; no-op once reaped.
+  void signal(int sig);
+
+  /// Waits up to `limit` for the process to end. Returns its exit status,
+  /// 128 + signal when a signal ended it, or -1 when it is still running.
+  int wait(std::chrono::milliseconds limit);
+
+  bool running();
+  pid_t pid() const { return pid_; }
+
+  /// Everything the process has written so far.
+  std::string output() const;
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::filesystem::path log_;
+};
+
+/// Output and exit status of a finished command.
+struct command_result {
+  int status = -1;
+  std::string output;  ///< stdout and stderr together
+};
+
+/// Runs a command to completion, feeding `input` on its stdin; kills it
+/// after `limit`.
+command_result run_command(const std::vector<std::string>& argv, const std::string& input = {},
+                           std::chrono::milliseconds limit = std::chrono::seconds(30));
+
+}  // namespace locomov::test
