@@ -3,9 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cfloat>
-#include <chrono>
 #include <cstdint>
-#include <iostream>
 #include <pqxx/connection>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
@@ -266,31 +264,6 @@ TEST_F(PacketStore, WritesTenThousandRowBatch) {
       "SELECT (SELECT sum(voltage::bigint) FROM packet) + "
       "(SELECT sum(voltage::bigint) FROM quarantine)")[0][0];
   EXPECT_EQ(sums.as<long>(), 9'999L * 10'000 / 2);
-}
-
-/// Not an assertion: prints the COPY ceiling of write() with 1000-row
-/// batches, one commit (and fsync) per batch.
-TEST_F(PacketStore, ReportsThroughputOfThousandRowBatches) {
-  const std::int32_t pub = add_pub(83);
-  constexpr int batches = 100;
-  constexpr int rows_per_batch = 1000;
-  std::vector<stored_packet> batch;
-  for (int i = 0; i < rows_per_batch; ++i) {
-    batch.push_back(stored(full_reading(pub, may_2019_us + i), pub));
-  }
-
-  const auto start = std::chrono::steady_clock::now();
-  for (int b = 0; b < batches; ++b) {
-    store_->write(batch);
-  }
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-
-  const double rows_per_s = batches * rows_per_batch / elapsed.count();
-  std::cout << "[ COPY     ] " << batches * rows_per_batch << " rows in " << batches
-            << " batches of " << rows_per_batch << ": " << static_cast<long>(rows_per_s)
-            << " rows/s\n";
-  RecordProperty("rows_per_second", static_cast<int>(rows_per_s));
-  EXPECT_EQ(count("packet"), batches * rows_per_batch);
 }
 
 }  // namespace
