@@ -30,6 +30,19 @@ struct listener_state {
 
 using listener_broker = caf::stateful_actor<listener_state, caf::io::broker>;
 
+/// The entry for `hdl`, if the message being handled came from its actor.
+/// The multiplexer reuses a closed socket's handle for the next accepted
+/// one, so a closed connection's actor may still be sending for a handle
+/// that now belongs to another connection: those messages must be dropped.
+const caf::actor* owner_of(listener_broker* self, caf::io::connection_handle hdl) {
+  auto it = self->state.connections.find(hdl);
+  if (it == self->state.connections.end() ||
+      caf::actor_cast<caf::actor>(self->current_sender()) != it->second) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
 caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr doorman,
                                 listener_settings settings, caf::actor registry) {
   self->add_doorman(std::move(doorman));
@@ -69,27 +82,26 @@ caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr door
         }
       },
       [self](out_atom, caf::io::connection_handle hdl, const std::vector<char>& bytes) {
-        if (self->state.connections.count(hdl) != 0) {
+        if (owner_of(self, hdl) != nullptr) {
           self->write(hdl, bytes.size(), bytes.data());
           self->flush(hdl);
         }
       },
       [self](close_atom, caf::io::connection_handle hdl) {
-        auto it = self->state.connections.find(hdl);
-        if (it != self->state.connections.end()) {
-          self->unlink_from(it->second);
-          self->state.connections.erase(it);
+        if (const auto* conn = owner_of(self, hdl)) {
+          self->unlink_from(*conn);
+          self->state.connections.erase(hdl);
           // Written bytes are flushed before the socket closes.
           self->close(hdl);
         }
       },
       [self](halt_atom, caf::io::connection_handle hdl) {
-        if (self->state.connections.count(hdl) != 0) {
+        if (owner_of(self, hdl) != nullptr) {
           self->halt(hdl);
         }
       },
       [self](resume_atom, caf::io::connection_handle hdl) {
-        if (self->state.connections.count(hdl) != 0) {
+        if (owner_of(self, hdl) != nullptr) {
           self->trigger(hdl);
         }
       },

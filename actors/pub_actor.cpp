@@ -1,5 +1,7 @@
 #include "actors/pub_actor.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -22,6 +24,7 @@ struct pub_state {
   std::uint64_t packets = 0;
   std::uint64_t quarantined = 0;
   std::int64_t last_seen_us = 0;
+  std::chrono::steady_clock::time_point last_packet = std::chrono::steady_clock::now();
   static inline const char* name = "pub";
 };
 
@@ -30,6 +33,7 @@ using pub_actor = caf::stateful_actor<pub_state>;
 void route(pub_actor* self, packet_msg&& msg) {
   auto& st = self->state;
   ++st.packets;
+  st.last_packet = std::chrono::steady_clock::now();
   st.last_seen_us = std::max(st.last_seen_us, msg.value.created_at_us);
   write_msg out;
   out.packet.value = msg.value;
@@ -79,6 +83,7 @@ caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::
   self->state.id = id;
   self->state.writers = std::move(writers);
   look_up(self, catalog);
+  self->delayed_send(self, settings.idle_timeout, idle_atom::value);
   return {
       [self](packet_msg& msg) {
         if (self->state.status == pub_status::looking_up) {
@@ -95,12 +100,21 @@ caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::
         release_held(self);
       },
       [self](stop_atom) { self->quit(); },
-      caf::after(settings.idle_timeout) >>
-          [self, registry] {
-            if (self->state.status != pub_status::looking_up) {
-              self->send(registry, idle_atom::value, self->state.id);
-            }
-          },
+      // One timer per idle period rather than a behavior timeout: CAF re-arms
+      // an `after` clause on every message, which costs a clock entry per packet.
+      [self, settings, registry](idle_atom) {
+        auto& st = self->state;
+        const auto quiet = std::chrono::steady_clock::now() - st.last_packet;
+        auto left = settings.idle_timeout -
+                    std::chrono::duration_cast<std::chrono::milliseconds>(quiet);
+        if (st.status != pub_status::looking_up && quiet >= settings.idle_timeout) {
+          // The registry answers with stop; until then packets keep coming.
+          self->send(registry, idle_atom::value, st.id);
+          left = settings.idle_timeout;
+        }
+        self->delayed_send(self, std::max(left, std::chrono::milliseconds(10)),
+                           idle_atom::value);
+      },
   };
 }
 

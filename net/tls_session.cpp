@@ -108,15 +108,16 @@ tls_session::state tls_session::receive(std::string_view cipher, std::string& pl
 }
 
 void tls_session::pump_read(std::string& plain, std::string& out) {
+  // A stack buffer, not plain.resize(): growing the string zero-fills all of
+  // read_chunk on every read, most of which a small packet never uses.
+  char chunk[read_chunk];
   for (;;) {
-    const size_t old_size = plain.size();
-    plain.resize(old_size + read_chunk);
     size_t n = 0;
     ERR_clear_error();
-    const int rc = SSL_read_ex(ssl_.get(), plain.data() + old_size, read_chunk, &n);
+    const int rc = SSL_read_ex(ssl_.get(), chunk, read_chunk, &n);
     std::string reason;
     const int err = take_result(ssl_.get(), rc, reason);
-    plain.resize(old_size + n);
+    plain.append(chunk, n);
     // Reading can produce output too: TLS 1.3 key update replies, or alerts.
     drain(out);
     if (err == SSL_ERROR_NONE) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@ pid_t spawn(const std::vector<std::string>& argv, int stdin_fd, int out_fd) {
     throw std::runtime_error("fork failed");
   }
   if (pid == 0) {
+    // A test binary that dies must not leave a daemon (and its cluster) behind.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     dup2(stdin_fd, 0);
     dup2(out_fd, 1);
     dup2(out_fd, 2);
