@@ -196,6 +196,21 @@ TEST_F(PacketPort, ConcurrentConnectionsAreAllStored) {
   EXPECT_EQ(count("SELECT count(*) FROM packet WHERE pub_id = 6"), before + 200);
 }
 
+// Devices connect for one packet each. The multiplexer hands a closed socket's
+// handle to the next connection, so anything still sent for the old one (the
+// reply to a client's close_notify) must not reach the new one.
+TEST_F(PacketPort, OnePacketConnectionsInParallelAreAllStored) {
+  auto before = count("SELECT count(*) FROM packet WHERE pub_id = 4");
+  auto result = run_command({locomovctl_binary(), "send", "--port",
+                             std::to_string(daemon_->packet_port()), "--ca",
+                             daemon_->ca_file().string(), "--connections", "8", "--repeat", "40",
+                             "--tls-max", "1.2", "--cipher", "AES256-SHA", "--quiet", "--json",
+                             R"({"Id":4,"status":true,"voltage":230})"},
+                            {}, 120s);
+  EXPECT_EQ(result.status, 0) << result.output;
+  EXPECT_EQ(count("SELECT count(*) FROM packet WHERE pub_id = 4"), before + 320);
+}
+
 TEST(EmbeddedDefault, StartsItsOwnDatabaseAndCertificate) {
   daemon d({});
   auto log = d.log();
