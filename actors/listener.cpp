@@ -1,6 +1,12 @@
 #include "actors/listener.hpp"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -111,6 +117,38 @@ caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr door
   };
 }
 
+/// CAF reports a failed bind only as "tcp socket creation failed"; binding
+/// once more by hand recovers the system's reason ("Address already in use").
+std::string bind_failure_reason(const std::string& host, std::uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const auto service = std::to_string(port);
+  if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints,
+                                 &found);
+      rc != 0) {
+    return gai_strerror(rc);
+  }
+  std::string reason;
+  for (auto* ai = found; ai != nullptr && reason.empty(); ai = ai->ai_next) {
+    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      reason = std::strerror(errno);
+      break;
+    }
+    const int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      reason = std::strerror(errno);
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return reason;
+}
+
 }  // namespace
 
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
@@ -119,9 +157,13 @@ listener start_listener(caf::actor_system& sys, const listener_settings& setting
   const char* host = settings.host.empty() ? nullptr : settings.host.c_str();
   auto doorman = mm.backend().new_tcp_doorman(settings.port, host, true);
   if (!doorman) {
+    auto reason = bind_failure_reason(settings.host, settings.port);
+    if (reason.empty()) {
+      reason = sys.render(doorman.error());
+    }
     throw std::runtime_error("cannot listen on " + settings.host + ":" +
                              std::to_string(settings.port) + " for the " + settings.name +
-                             " port: " + sys.render(doorman.error()));
+                             " port: " + reason);
   }
   listener result;
   result.port = (*doorman)->port();

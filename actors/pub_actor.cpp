@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -16,7 +17,10 @@ enum class pub_status { looking_up, exists, missing };
 
 struct pub_state {
   std::int32_t id = 0;
+  pub_settings settings;
   pub_status status = pub_status::looking_up;
+  bool lookup_pending = false;
+  std::optional<std::chrono::steady_clock::time_point> lookup_failing_since;
   std::int32_t pub_id = 0;
   std::vector<packet_msg> held;  // packets that arrived during the lookup
   std::vector<caf::actor> writers;
@@ -57,11 +61,29 @@ void release_held(pub_actor* self) {
   }
 }
 
+// The database stayed away for the whole retry period: the held packets are
+// reported failed, so their connections close unacknowledged (the devices
+// resend), and the next packet starts a new lookup.
+void give_up_lookup(pub_actor* self) {
+  auto& st = self->state;
+  logs::actors().error("pub lookup failed, packets not acknowledged id={} packets={} after={}ms",
+                       st.id, st.held.size(), st.settings.lookup_retry_for.count());
+  for (auto& msg : st.held) {
+    self->send(msg.reply_to, failed_atom::value, msg.seq);
+  }
+  st.held.clear();
+  st.lookup_pending = false;
+  st.lookup_failing_since.reset();
+}
+
 void look_up(pub_actor* self, caf::actor catalog) {
+  self->state.lookup_pending = true;
   self->request(catalog, caf::infinite, lookup_atom::value, self->state.id)
       .then(
           [self](std::int32_t pub_id) {
             auto& st = self->state;
+            st.lookup_pending = false;
+            st.lookup_failing_since.reset();
             if (st.status == pub_status::looking_up) {
               st.status = pub_id > 0 ? pub_status::exists : pub_status::missing;
               st.pub_id = pub_id;
@@ -74,6 +96,15 @@ void look_up(pub_actor* self, caf::actor catalog) {
           [self, catalog](caf::error&) {
             // The catalog already retried once; try again shortly rather than
             // guessing, since a wrong guess would misfile every packet.
+            auto& st = self->state;
+            const auto now = std::chrono::steady_clock::now();
+            if (!st.lookup_failing_since) {
+              st.lookup_failing_since = now;
+            }
+            if (st.held.empty() || now - *st.lookup_failing_since >= st.settings.lookup_retry_for) {
+              give_up_lookup(self);
+              return;
+            }
             self->delayed_send(self, std::chrono::seconds(1), lookup_atom::value, catalog);
           });
 }
@@ -81,13 +112,18 @@ void look_up(pub_actor* self, caf::actor catalog) {
 caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::actor catalog,
                   caf::actor registry, std::vector<caf::actor> writers) {
   self->state.id = id;
+  self->state.settings = settings;
   self->state.writers = std::move(writers);
   look_up(self, catalog);
   self->delayed_send(self, settings.idle_timeout, idle_atom::value);
   return {
-      [self](packet_msg& msg) {
-        if (self->state.status == pub_status::looking_up) {
-          self->state.held.push_back(std::move(msg));
+      [self, catalog](packet_msg& msg) {
+        auto& st = self->state;
+        if (st.status == pub_status::looking_up) {
+          st.held.push_back(std::move(msg));
+          if (!st.lookup_pending) {
+            look_up(self, catalog);
+          }
           return;
         }
         route(self, std::move(msg));

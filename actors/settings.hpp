@@ -26,6 +26,9 @@ struct pub_settings {
   storage::pub_key key = storage::pub_key::pub_id;
   /// A pub actor with no packet for this long stops; the next packet respawns it.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  /// How long a failing pub lookup is retried before the packets waiting on
+  /// it are reported as failed (not acknowledged); the writers' retry-for.
+  std::chrono::milliseconds lookup_retry_for{std::chrono::seconds(30)};
 };
 
 /// How writers batch and persist.

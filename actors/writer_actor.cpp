@@ -93,14 +93,14 @@ void flush(writer_actor* self) {
       // and retrying could store twice. See docs/LIMITATIONS.md.
       logs::storage().error("commit outcome unknown, batch not acknowledged writer={} rows={} "
                             "reason=\"{}\"",
-                            st.index, st.rows.size(), e.what());
+                            st.index, st.rows.size(), logs::one_line(e.what()));
       st.store.reset();
       answer_all(self, failed_atom::value);
       return;
     } catch (const pqxx::foreign_key_violation& e) {
       if (requarantined) {
         logs::storage().error("batch refused writer={} rows={} reason=\"{}\"", st.index,
-                              st.rows.size(), e.what());
+                              st.rows.size(), logs::one_line(e.what()));
         answer_all(self, failed_atom::value);
         return;
       }
@@ -109,21 +109,21 @@ void flush(writer_actor* self) {
         requarantine_missing_pubs(st);
       } catch (const std::exception& lookup_error) {
         logs::storage().warn("pub re-check failed writer={} reason=\"{}\"", st.index,
-                             lookup_error.what());
+                             logs::one_line(lookup_error.what()));
         st.store.reset();
       }
       continue;
     } catch (const pqxx::broken_connection& e) {
       logs::storage().warn("database connection lost writer={} reason=\"{}\"", st.index,
-                           e.what());
+                           logs::one_line(e.what()));
       st.store.reset();
     } catch (const pqxx::sql_error& e) {
       logs::storage().error("batch refused writer={} rows={} sqlstate={} reason=\"{}\"",
-                            st.index, st.rows.size(), e.sqlstate(), e.what());
+                            st.index, st.rows.size(), e.sqlstate(), logs::one_line(e.what()));
       answer_all(self, failed_atom::value);
       return;
     } catch (const std::exception& e) {
-      logs::storage().warn("batch failed writer={} reason=\"{}\"", st.index, e.what());
+      logs::storage().warn("batch failed writer={} reason=\"{}\"", st.index, logs::one_line(e.what()));
       st.store.reset();
     }
     if (clock::now() + backoff > give_up_at) {
@@ -206,7 +206,7 @@ caf::behavior catalog(caf::stateful_actor<catalog_state>* self, writer_settings 
             return st.store->find_pub(st.key, id).value_or(0);
           } catch (const std::exception& e) {
             logs::storage().warn("pub lookup failed id={} attempt={} reason=\"{}\"", id,
-                                 attempt + 1, e.what());
+                                 attempt + 1, logs::one_line(e.what()));
             st.store.reset();
           }
         }

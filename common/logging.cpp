@@ -51,4 +51,21 @@ void init(const std::string& level) {
   }
 }
 
+std::string one_line(const char* text) {
+  std::string out;
+  for (const char* c = text; *c != '\0'; ++c) {
+    if (*c == '\n' || *c == '\r') {
+      if (!out.empty() && out.back() != ' ') {
+        out.push_back(' ');
+      }
+      continue;
+    }
+    out.push_back(*c);
+  }
+  while (!out.empty() && out.back() == ' ') {
+    out.pop_back();
+  }
+  return out;
+}
+
 }  // namespace locomov::logs

@@ -21,4 +21,8 @@ spdlog::logger& app();       ///< start-up, signals, shutdown
 /// on an unknown level name.
 void init(const std::string& level);
 
+/// `text` on one line: libpq's messages carry newlines and hint lines, and a
+/// log line must stay one line for grep and journald.
+std::string one_line(const char* text);
+
 }  // namespace locomov::logs

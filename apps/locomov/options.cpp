@@ -120,7 +120,8 @@ options parse_options(int argc, char** argv) {
                "Longest a packet waits for its batch to fill; 0 commits as soon as the "
                "writer's queue is empty");
   add_duration(app, "--write-retry-for", o.writer.retry_for, "seconds",
-               "How long a failing batch is retried before its packets go unacknowledged");
+               "How long a failing batch or pub lookup is retried before its packets go "
+               "unacknowledged");
 
   try {
     app.parse(argc, argv);
@@ -128,6 +129,7 @@ options parse_options(int argc, char** argv) {
     std::exit(app.exit(e) == 0 ? 0 : 2);
   }
   o.pubs.key = pub_key == "hash" ? storage::pub_key::hash : storage::pub_key::pub_id;
+  o.pubs.lookup_retry_for = o.writer.retry_for;
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
     std::cerr << "locomov: --tls-cert and --tls-key go together; give both or neither\n";
     std::exit(2);

@@ -1,0 +1,64 @@
+// The database goes away under a running daemon: nothing is acknowledged that
+// was not committed, and the devices' connections are closed, not left hanging.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "tests/e2e/daemon_fixture.hpp"
+
+namespace locomov::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Stops the daemon's embedded cluster behind its back, as a crash or an
+/// operator would.
+void stop_embedded_cluster(const daemon& d) {
+  std::vector<std::string> argv;
+  if (geteuid() == 0) {
+    argv = {"runuser", "-u", "postgres", "--"};
+  }
+  for (const char* arg : {"/usr/lib/postgresql/15/bin/pg_ctl", "-D"}) {
+    argv.emplace_back(arg);
+  }
+  argv.push_back((d.state_dir() / "postgresql" / "data").string());
+  for (const char* arg : {"stop", "-m", "immediate", "-w"}) {
+    argv.emplace_back(arg);
+  }
+  auto result = run_command(argv);
+  ASSERT_EQ(result.status, 0) << result.output;
+}
+
+command_result send(const daemon& d, int id) {
+  return run_command({locomovctl_binary(), "send", "--port", std::to_string(d.packet_port()),
+                      "--ca", d.ca_file().string(), "--timeout", "20", "--json",
+                      R"({"Id":)" + std::to_string(id) + R"(,"status":true,"voltage":230})"},
+                     {}, 40s);
+}
+
+TEST(DatabaseOutage, PacketsAreNotAcknowledgedAndConnectionsClose) {
+  daemon d({"--write-retry-for", "2"});
+  // Device 7's actor is loaded (its pub is unknown: quarantine) while the
+  // database is up; device 8 first shows up during the outage.
+  auto before = send(d, 7);
+  ASSERT_NE(before.output.find("Thank you."), std::string::npos) << before.output;
+  stop_embedded_cluster(d);
+
+  auto loaded = send(d, 7);
+  EXPECT_EQ(loaded.output.find("Thank you."), std::string::npos) << loaded.output;
+  EXPECT_NE(loaded.status, 0) << loaded.output;
+  auto fresh = send(d, 8);
+  EXPECT_EQ(fresh.output.find("Thank you."), std::string::npos) << fresh.output;
+  EXPECT_NE(fresh.status, 0) << fresh.output;
+
+  auto log = d.log();
+  EXPECT_NE(log.find("giving up on batch"), std::string::npos) << log;
+  EXPECT_NE(log.find("pub lookup failed, packets not acknowledged id=8"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("packet could not be stored, closing"), std::string::npos) << log;
+  // The cluster it started is already gone; shutting down is still clean.
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+}  // namespace
+}  // namespace locomov::test
