@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -10,7 +11,9 @@
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 #include "net/tls_session.hpp"
+#include "protocol/confo.hpp"
 #include "protocol/frame_splitter.hpp"
+#include "protocol/http_query.hpp"
 #include "protocol/packet_decoder.hpp"
 
 namespace locomov::actors {
@@ -24,9 +27,16 @@ struct reply {
   std::string text;
 };
 
+/// What the peer turned out to speak. The packet port carries packets only;
+/// on the confirmation port the first byte tells a device's confo (JSON)
+/// from the app's HTTPS request.
+enum class mode { undecided, packets, confos, http };
+
 struct connection_state {
   caf::actor broker;
-  caf::actor registry;
+  connection_peers peers;
+  mode speaks = mode::undecided;
+  std::unique_ptr<protocol::http_reader> http;
   connection_info info;
   connection_settings settings;
   net::ssl_ctx_ptr ctx;  // keeps the context alive as long as the session
@@ -129,8 +139,113 @@ std::int64_t now_us() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+/// Fills the reply slot `seq` and sends what became ready.
+void answer(connection* self, std::uint64_t seq, std::string text) {
+  if (auto* r = find_reply(self->state, seq)) {
+    r->ready = true;
+    r->text = std::move(text);
+    flush_replies(self);
+  }
+}
+
+void on_packet(connection* self, std::int64_t received_at) {
+  auto& st = self->state;
+  auto result = protocol::decode_packet(st.frame, received_at);
+  using kind = protocol::decode_result::kind;
+  if (result.outcome == kind::undecodable) {
+    stop_reading(self, "not JSON", result.reason);
+    return;
+  }
+  auto seq = st.next_seq++;
+  if (result.outcome == kind::invalid) {
+    logs::protocol().debug("packet refused conn={} peer={} reason=\"{}\"", st.info.id,
+                           st.info.peer, result.reason);
+    st.replies.push_back(reply{seq, true, "!OK " + result.reason + "\n"});
+    return;
+  }
+  st.replies.push_back(reply{seq, false, {}});
+  self->send(st.peers.registry, packet_msg{result.value, caf::actor_cast<caf::actor>(self), seq});
+}
+
+void on_confo(connection* self, std::int64_t received_at) {
+  auto& st = self->state;
+  auto result = protocol::decode_confo(st.frame, received_at, st.settings.confo_defaults);
+  using kind = protocol::confo_result::kind;
+  if (result.outcome == kind::undecodable) {
+    stop_reading(self, "not JSON", result.reason);
+    return;
+  }
+  auto seq = st.next_seq++;
+  if (result.outcome == kind::invalid) {
+    // The device protocol has no reason field: the log keeps it.
+    logs::protocol().info("confo refused conn={} peer={} reason=\"{}\"", st.info.id,
+                          st.info.peer, result.reason);
+    st.replies.push_back(reply{seq, true, "!OK\n"});
+    return;
+  }
+  st.replies.push_back(reply{seq, false, {}});
+  self->request(st.peers.arbiter, caf::infinite, decide_atom::value, std::move(result.value))
+      .then([self, seq](bool committed) { answer(self, seq, committed ? "OK.\n" : "!OK\n"); },
+            [self, seq](caf::error&) { answer(self, seq, "!OK\n"); });
+}
+
+void on_http(connection* self) {
+  auto& st = self->state;
+  std::vector<protocol::http_request> requests;
+  st.http->feed(st.plain, requests);
+  st.plain.clear();
+  for (auto& request : requests) {
+    auto seq = st.next_seq++;
+    if (!request.keep_alive) {
+      // Answer what was asked, then close; nothing after it is read.
+      st.draining = true;
+    }
+    if (!request.query) {
+      st.replies.push_back(reply{seq, true, std::move(request.response)});
+      continue;
+    }
+    st.replies.push_back(reply{seq, false, {}});
+    const bool head = request.head;
+    const bool keep_alive = request.keep_alive;
+    self->request(st.peers.query, caf::infinite, query_atom::value, request.query->device_name,
+                  request.query->ssid)
+        .then(
+            [self, seq, head, keep_alive](bool found, std::int32_t hash) {
+              answer(self, seq,
+                     protocol::query_response(found ? std::optional<std::int32_t>(hash)
+                                                    : std::nullopt,
+                                              head, keep_alive));
+            },
+            [self, seq, head, keep_alive](caf::error&) {
+              answer(self, seq,
+                     protocol::plain_response(503, "Database unavailable", head, keep_alive));
+            });
+  }
+  if (st.http->failed()) {
+    logs::protocol().warn("closing connection conn={} peer={} reason=\"{}\"", st.info.id,
+                          st.info.peer, st.http->error());
+    st.draining = true;
+  }
+  if (st.draining) {
+    self->send(st.broker, halt_atom::value, st.info.hdl);
+  }
+  flush_replies(self);
+}
+
 void decode_frames(connection* self) {
   auto& st = self->state;
+  if (st.speaks == mode::undecided) {
+    if (protocol::looks_like_http(st.plain)) {
+      st.speaks = mode::http;
+      st.http = std::make_unique<protocol::http_reader>();
+    } else {
+      st.speaks = mode::confos;
+    }
+  }
+  if (st.speaks == mode::http) {
+    on_http(self);
+    return;
+  }
   st.splitter->feed(st.plain);
   st.plain.clear();
   auto received_at = now_us();
@@ -144,21 +259,11 @@ void decode_frames(connection* self) {
                    "limit " + std::to_string(st.settings.max_frame) + " bytes");
       break;
     }
-    auto result = protocol::decode_packet(st.frame, received_at);
-    using kind = protocol::decode_result::kind;
-    if (result.outcome == kind::undecodable) {
-      stop_reading(self, "not JSON", result.reason);
-      break;
+    if (st.speaks == mode::packets) {
+      on_packet(self, received_at);
+    } else {
+      on_confo(self, received_at);
     }
-    auto seq = st.next_seq++;
-    if (result.outcome == kind::invalid) {
-      logs::protocol().debug("packet refused conn={} peer={} reason=\"{}\"", st.info.id,
-                             st.info.peer, result.reason);
-      st.replies.push_back(reply{seq, true, "!OK " + result.reason + "\n"});
-      continue;
-    }
-    st.replies.push_back(reply{seq, false, {}});
-    self->send(st.registry, packet_msg{result.value, caf::actor_cast<caf::actor>(self), seq});
   }
   flush_replies(self);
 }
@@ -227,11 +332,14 @@ void on_deadline(connection* self) {
 
 caf::behavior connection_behavior(connection* self, caf::actor broker, connection_info info,
                                   net::ssl_ctx_ptr tls, connection_settings settings,
-                                  caf::actor registry) {
+                                  connection_peers peers) {
   auto& st = self->state;
   st.broker = std::move(broker);
-  st.registry = std::move(registry);
+  st.peers = std::move(peers);
   st.info = std::move(info);
+  if (st.info.kind == service::packet) {
+    st.speaks = mode::packets;
+  }
   st.settings = settings;
   st.ctx = std::move(tls);
   st.splitter = std::make_unique<protocol::frame_splitter>(settings.max_frame);
@@ -244,13 +352,7 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
   }
   return {
       [self](recv_atom, std::vector<char>& bytes) { on_bytes(self, bytes); },
-      [self](stored_atom, std::uint64_t seq) {
-        if (auto* r = find_reply(self->state, seq)) {
-          r->ready = true;
-          r->text = "Thank you.\n";
-          flush_replies(self);
-        }
-      },
+      [self](stored_atom, std::uint64_t seq) { answer(self, seq, "Thank you.\n"); },
       [self](failed_atom, std::uint64_t seq) {
         auto& st = self->state;
         if (find_reply(st, seq) == nullptr) {
@@ -281,9 +383,9 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
 
 caf::actor spawn_connection_actor(caf::actor_system& sys, caf::actor broker, connection_info info,
                                   net::ssl_ctx_ptr tls, const connection_settings& settings,
-                                  caf::actor registry) {
-  return sys.spawn(connection_behavior, std::move(broker), std::move(info),
-                               std::move(tls), settings, std::move(registry));
+                                  const connection_peers& peers) {
+  return sys.spawn(connection_behavior, std::move(broker), std::move(info), std::move(tls),
+                   settings, peers);
 }
 
 }  // namespace locomov::actors

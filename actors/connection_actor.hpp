@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <caf/io/connection_handle.hpp>
 
@@ -11,12 +12,26 @@
 
 namespace locomov::actors {
 
+/// What a listener serves.
+enum class service {
+  packet,  ///< meters' readings
+  confo,   ///< meters' confirmations, and the app's HTTPS query
+};
+
+/// The actors connection actors hand their work to.
+struct connection_peers {
+  caf::actor registry;  ///< pub registry: packets
+  caf::actor arbiter;   ///< confo-arbiter: confirmations
+  caf::actor query;     ///< the app's queries
+};
+
 /// Who a connection is, for its actor and its log lines.
 struct connection_info {
   caf::io::connection_handle hdl;
   std::uint64_t id = 0;  ///< unique per process, the `conn=` of log lines
   std::string peer;      ///< "address:port"
   std::string listener;  ///< "packet", ...
+  service kind = service::packet;
 };
 
 /// Spawns the scheduled actor that owns one connection: its TLS session
@@ -24,10 +39,11 @@ struct connection_info {
 /// framing and decoding, and the order of its replies. It receives
 /// (recv, bytes) and (peer_gone) from `broker` and sends back (out, hdl,
 /// bytes), (close, hdl), (halt, hdl) and (resume, hdl). Decoded packets go to
-/// `registry`; each is answered after its commit, in order. Runs on the
+/// the registry, confos to the arbiter, HTTP queries to the query actor; each
+/// frame is answered in order, a packet after its commit. Runs on the
 /// scheduler, so TLS and JSON work uses every core.
 caf::actor spawn_connection_actor(caf::actor_system& sys, caf::actor broker, connection_info info,
                                   net::ssl_ctx_ptr tls, const connection_settings& settings,
-                                  caf::actor registry);
+                                  const connection_peers& peers);
 
 }  // namespace locomov::actors

@@ -29,7 +29,7 @@ constexpr std::size_t read_chunk = 16 * 1024;
 
 struct listener_state {
   listener_settings settings;
-  caf::actor registry;
+  connection_peers peers;
   std::unordered_map<caf::io::connection_handle, caf::actor> connections;
   static inline const char* name = "listener";
 };
@@ -50,10 +50,10 @@ const caf::actor* owner_of(listener_broker* self, caf::io::connection_handle hdl
 }
 
 caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr doorman,
-                                listener_settings settings, caf::actor registry) {
+                                listener_settings settings, connection_peers peers) {
   self->add_doorman(std::move(doorman));
   self->state.settings = std::move(settings);
-  self->state.registry = std::move(registry);
+  self->state.peers = std::move(peers);
   return {
       [self](const caf::io::new_connection_msg& msg) {
         auto& st = self->state;
@@ -63,11 +63,12 @@ caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr door
         info.peer = self->remote_addr(msg.handle) + ":" +
                     std::to_string(self->remote_port(msg.handle));
         info.listener = st.settings.name;
+        info.kind = st.settings.kind;
         logs::net().debug("connection accepted conn={} peer={} listener={}", info.id, info.peer,
                           info.listener);
         auto conn = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
                                            std::move(info), st.settings.tls,
-                                           st.settings.connection, st.registry);
+                                           st.settings.connection, st.peers);
         self->link_to(conn);
         st.connections.emplace(msg.handle, std::move(conn));
         self->configure_read(msg.handle, caf::io::receive_policy::at_most(read_chunk));
@@ -152,7 +153,7 @@ std::string bind_failure_reason(const std::string& host, std::uint16_t port) {
 }  // namespace
 
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
-                        caf::actor registry) {
+                        const connection_peers& peers) {
   auto& mm = sys.middleman();
   const char* host = settings.host.empty() ? nullptr : settings.host.c_str();
   auto doorman = mm.backend().new_tcp_doorman(settings.port, host, true);
@@ -168,7 +169,7 @@ listener start_listener(caf::actor_system& sys, const listener_settings& setting
   listener result;
   result.port = (*doorman)->port();
   result.broker = mm.spawn_broker(listener_behavior, std::move(*doorman), settings,
-                                  std::move(registry));
+                                  peers);
   return result;
 }
 

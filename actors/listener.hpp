@@ -5,6 +5,7 @@
 
 #include <caf/actor.hpp>
 
+#include "actors/connection_actor.hpp"
 #include "actors/settings.hpp"
 #include "net/tls_context.hpp"
 
@@ -13,6 +14,7 @@ namespace locomov::actors {
 /// Where and how a listener accepts connections.
 struct listener_settings {
   std::string name = "packet";     ///< appears in log lines
+  service kind = service::packet;
   std::string host = "0.0.0.0";    ///< address to bind
   std::uint16_t port = 38981;      ///< 0 picks a free port (tests)
   net::ssl_ctx_ptr tls;            ///< null: plaintext (development only)
@@ -30,6 +32,6 @@ struct listener {
 /// connection actors, since every broker shares CAF's single multiplexer
 /// thread. Throws std::runtime_error when the address cannot be bound.
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
-                        caf::actor registry);
+                        const connection_peers& peers);
 
 }  // namespace locomov::actors

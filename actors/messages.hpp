@@ -9,6 +9,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include "protocol/confo.hpp"
 #include "protocol/reading.hpp"
 #include "storage/packet_store.hpp"
 
@@ -37,6 +38,11 @@ using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using pub_known_atom = caf::atom_constant<caf::atom("pub_known")>;
 
+// The confirmation port: (decide, confo) -> bool committed, to the
+// confo-arbiter; (query, device_name, ssid) -> (bool found, int32 hash).
+using decide_atom = caf::atom_constant<caf::atom("decide")>;
+using query_atom = caf::atom_constant<caf::atom("query")>;
+
 /// A decoded packet on its way from a connection actor to its pub actor.
 /// `seq` orders the connection's replies; the reply goes to `reply_to`.
 struct packet_msg {
@@ -56,3 +62,4 @@ struct write_msg {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::packet_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::write_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::protocol::confo)

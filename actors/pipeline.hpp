@@ -15,15 +15,19 @@ struct pipeline {
   std::vector<caf::actor> writers;
   caf::actor catalog;
   caf::actor registry;
+  caf::actor arbiter;  ///< the confo-arbiter
+  caf::actor query;    ///< answers the app's confo queries
 };
 
-/// Spawns writers, catalog and registry. The database must be reachable
-/// and migrated; writers connect lazily and reconnect by themselves.
+/// Spawns writers, catalog, registry, the confo-arbiter and the query actor.
+/// The database must be reachable and migrated; the actors connect lazily
+/// and reconnect by themselves.
 pipeline start_pipeline(caf::actor_system& sys, const writer_settings& writers,
-                        const pub_settings& pubs);
+                        const pub_settings& pubs, const confo_settings& confos);
 
-/// Stops the registry (and with it every pub actor), then the writers, which
-/// commit what they hold first; blocks until all have ended.
+/// Stops the arbiter and the query actor, then the registry (and with it every
+/// pub actor), then the writers, which commit what they hold first; blocks
+/// until all have ended.
 void stop_pipeline(caf::actor_system& sys, pipeline& p);
 
 }  // namespace locomov::actors

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "protocol/confo.hpp"
 #include "storage/packet_store.hpp"
 
 namespace locomov::actors {
@@ -19,6 +20,8 @@ struct connection_settings {
   std::size_t max_frame = 64 * 1024;
   /// Packets awaiting their commit before the connection stops reading.
   std::size_t max_pending = 256;
+  /// Coordinates for confos without usable `coords`.
+  protocol::confo_defaults confo_defaults;
 };
 
 /// How pub actors find and route their packets.
@@ -42,6 +45,18 @@ struct writer_settings {
   std::chrono::milliseconds batch_wait{0};
   /// How long a failing batch is retried (reconnecting) before its packets
   /// are reported as failed; the devices then get no acknowledgement.
+  std::chrono::milliseconds retry_for{std::chrono::seconds(30)};
+};
+
+/// How the confirmation port decides and answers.
+struct confo_settings {
+  std::string conninfo;
+  /// Which column of `pub` packets name, so a pub the arbiter creates is
+  /// announced to the pub actor its packets will reach.
+  storage::pub_key key = storage::pub_key::pub_id;
+  protocol::confo_defaults defaults;
+  /// How long a decision is retried across database errors before the device
+  /// gets `!OK`.
   std::chrono::milliseconds retry_for{std::chrono::seconds(30)};
 };
 

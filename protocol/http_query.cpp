@@ -25,6 +25,8 @@ const char* reason_phrase(int status) {
       return "URI Too Long";
     case 431:
       return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
     default:
       return "Error";
   }
@@ -202,6 +204,10 @@ void http_reader::feed(std::string_view bytes, std::vector<http_request>& out) {
     refusal.response = response(400, "Bad request", false, false);
   }
   out.push_back(std::move(refusal));
+}
+
+std::string plain_response(int status, const std::string& body, bool head, bool keep_alive) {
+  return response(status, body, head, keep_alive);
 }
 
 std::string query_response(std::optional<std::int32_t> hash, bool head, bool keep_alive) {

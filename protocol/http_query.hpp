@@ -51,6 +51,10 @@ class http_reader {
   std::string error_;
 };
 
+/// A complete text/plain response with `status` and `body` (headers only
+/// for HEAD); `Connection: close` unless keep_alive.
+std::string plain_response(int status, const std::string& body, bool head, bool keep_alive);
+
 /// The complete response to a query: 200 with the hash as decimal text, or
 /// 404 with the body `Not found`.
 std::string query_response(std::optional<std::int32_t> hash, bool head, bool keep_alive);

@@ -10,6 +10,8 @@
 #include <system_error>
 #include <vector>
 
+#include "protocol/go_keys.hpp"
+
 namespace locomov::protocol {
 
 namespace {
@@ -86,32 +88,12 @@ constexpr bool keys_fit() {
 // The folding below only maps keys onto ASCII letters.
 static_assert(keys_fit(), "reading keys must be ASCII letters of at most max_key_len bytes");
 
-// Folds `key` the way Go's encoding/json compares names (bytes.EqualFold):
-// ASCII letters ignore case, and U+017F (long s) and U+212A (Kelvin sign)
-// fold to 's' and 'k'. Anything else cannot match a known key, all of which
-// are ASCII letters, so it ends the lookup early.
+// Keys fold as Go folds them (go_keys.hpp); all known keys are ASCII letters.
 std::uint8_t find_slot(std::string_view key) {
   char folded[max_key_len];
-  std::size_t len = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(key.data());
-  const auto* end = p + key.size();
-  while (p < end) {
-    if (len == max_key_len) {
-      return slot_none;
-    }
-    const unsigned char c = *p;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-      folded[len++] = to_lower(static_cast<char>(c));
-      p += 1;
-    } else if (c == 0xC5 && end - p >= 2 && p[1] == 0xBF) {
-      folded[len++] = 's';
-      p += 2;
-    } else if (c == 0xE2 && end - p >= 3 && p[1] == 0x84 && p[2] == 0xAA) {
-      folded[len++] = 'k';
-      p += 3;
-    } else {
-      return slot_none;
-    }
+  const std::size_t len = go_fold_key(key, folded, max_key_len);
+  if (len > max_key_len) {
+    return slot_none;
   }
   for (std::uint8_t i = 0; i < slot_count; ++i) {
     if (known_keys[i].len == len && std::memcmp(known_keys[i].name, folded, len) == 0) {

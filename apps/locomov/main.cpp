@@ -87,7 +87,10 @@ int run(const app::options& opts, const sigset_t& signals) {
 
   auto writer = opts.writer;
   writer.conninfo = conninfo;
-  auto pipeline = actors::start_pipeline(sys, writer, opts.pubs);
+  auto confos = opts.confos;
+  confos.conninfo = conninfo;
+  auto pipeline = actors::start_pipeline(sys, writer, opts.pubs, confos);
+  const actors::connection_peers peers{pipeline.registry, pipeline.arbiter, pipeline.query};
 
   std::vector<actors::listener> listeners;
   actors::listener_settings packet;
@@ -96,7 +99,7 @@ int run(const app::options& opts, const sigset_t& signals) {
   packet.port = opts.packet_port;
   packet.tls = ctx;
   packet.connection = opts.connection;
-  listeners.push_back(actors::start_listener(sys, packet, pipeline.registry));
+  listeners.push_back(actors::start_listener(sys, packet, peers));
   logs::net().info("listening listener=packet address={}:{} tls=on", opts.packet_listen,
                    listeners.back().port);
   if (opts.plain_port != 0) {
@@ -105,9 +108,19 @@ int run(const app::options& opts, const sigset_t& signals) {
     plain.host = opts.plain_listen;
     plain.port = opts.plain_port;
     plain.tls = nullptr;
-    listeners.push_back(actors::start_listener(sys, plain, pipeline.registry));
+    listeners.push_back(actors::start_listener(sys, plain, peers));
     logs::net().warn("listening listener=plain address={}:{} tls=off (development only)",
                      opts.plain_listen, listeners.back().port);
+  }
+  if (opts.confo_port != 0) {
+    auto confo = packet;
+    confo.name = "confo";
+    confo.kind = actors::service::confo;
+    confo.host = opts.confo_listen;
+    confo.port = opts.confo_port;
+    listeners.push_back(actors::start_listener(sys, confo, peers));
+    logs::net().info("listening listener=confo address={}:{} tls=on", opts.confo_listen,
+                     listeners.back().port);
   }
 
   logs::app().info("locomov ready certificate={} writers={} threads={}",

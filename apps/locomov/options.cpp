@@ -69,6 +69,19 @@ options parse_options(int argc, char** argv) {
   app.add_option("--plain-port", o.plain_port,
                  "Plaintext packet port for development; 0 turns it off")
       ->capture_default_str();
+  app.add_option("--confo-listen", o.confo_listen,
+                 "Address of the TLS confirmation port (devices' confos, the app's queries)")
+      ->capture_default_str();
+  app.add_option("--confo-port", o.confo_port, "TLS confirmation port; 0 turns it off")
+      ->capture_default_str();
+  app.add_option("--confo-default-lng", o.confos.defaults.longitude,
+                 "Longitude stored for a confo without usable coords")
+      ->capture_default_str()
+      ->check(CLI::Range(-180.0, 180.0));
+  app.add_option("--confo-default-lat", o.confos.defaults.latitude,
+                 "Latitude stored for a confo without usable coords")
+      ->capture_default_str()
+      ->check(CLI::Range(-90.0, 90.0));
 
   app.add_option("--tls-cert", o.tls.cert_file,
                  "Certificate chain (PEM); empty makes a self-signed one under the state dir");
@@ -130,6 +143,9 @@ options parse_options(int argc, char** argv) {
   }
   o.pubs.key = pub_key == "hash" ? storage::pub_key::hash : storage::pub_key::pub_id;
   o.pubs.lookup_retry_for = o.writer.retry_for;
+  o.confos.key = o.pubs.key;
+  o.confos.retry_for = o.writer.retry_for;
+  o.connection.confo_defaults = o.confos.defaults;
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
     std::cerr << "locomov: --tls-cert and --tls-key go together; give both or neither\n";
     std::exit(2);

@@ -20,6 +20,8 @@ struct options {
   std::uint16_t packet_port = 38981;
   std::string plain_listen = "127.0.0.1";
   std::uint16_t plain_port = 0;  // 0: no plaintext listener
+  std::string confo_listen = "0.0.0.0";
+  std::uint16_t confo_port = 38979;  // 0: no confirmation port
 
   net::tls_settings tls;
   std::vector<std::string> tls_names;  // self-signed certificate's names
@@ -30,6 +32,7 @@ struct options {
   actors::connection_settings connection;
   actors::pub_settings pubs;
   actors::writer_settings writer;
+  actors::confo_settings confos;
 };
 
 /// Parses the command line, reading `--config FILE` first; options given on

@@ -25,12 +25,14 @@ daemon::daemon(const std::vector<std::string>& extra) {
   packet_port_ = free_port();
   plain_port_ = free_port();
   embedded_db_port_ = free_port();
+  confo_port_ = free_port();
   std::vector<std::string> argv{locomov_binary(),
                                 "--state-dir", state_dir_.string(),
                                 "--packet-listen", "127.0.0.1",
                                 "--packet-port", std::to_string(packet_port_),
                                 "--plain-port", std::to_string(plain_port_),
                                 "--embedded-db-port", std::to_string(embedded_db_port_),
+                                "--confo-port", std::to_string(confo_port_),
                                 "--log-level", "debug"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   proc_ = std::make_unique<process>(argv, state_dir_ / "locomov.log");

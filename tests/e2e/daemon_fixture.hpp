@@ -22,6 +22,7 @@ class daemon {
   int packet_port() const { return packet_port_; }
   int plain_port() const { return plain_port_; }
   int embedded_db_port() const { return embedded_db_port_; }
+  int confo_port() const { return confo_port_; }
   const std::filesystem::path& state_dir() const { return state_dir_; }
   std::filesystem::path ca_file() const { return state_dir_ / "tls" / "ca.crt"; }
   process& proc() { return *proc_; }
@@ -34,6 +35,7 @@ class daemon {
   std::filesystem::path state_dir_;
   int packet_port_ = 0;
   int plain_port_ = 0;
+  int confo_port_ = 0;
   int embedded_db_port_ = 0;
   std::unique_ptr<process> proc_;
 };

@@ -1,0 +1,142 @@
+#include "actors/confo_arbiter.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <pqxx/except>
+
+#include "actors/messages.hpp"
+#include "common/logging.hpp"
+#include "storage/confo_store.hpp"
+
+namespace locomov::actors {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+struct arbiter_state {
+  confo_settings settings;
+  caf::actor registry;
+  std::unique_ptr<storage::confo_store> store;
+  static inline const char* name = "confo-arbiter";
+};
+
+storage::confo_store& connected(std::unique_ptr<storage::confo_store>& store,
+                                const std::string& conninfo) {
+  if (!store || !store->connected()) {
+    store.reset();
+    store = std::make_unique<storage::confo_store>(conninfo);
+  }
+  return *store;
+}
+
+std::string outcome_of(const storage::confo_decision& d) {
+  std::string outcome = d.conflict ? "saved in cconfo" : "saved in confo";
+  if (d.pub_created) {
+    outcome += ", pub created pub_id=" + std::to_string(d.pub_id);
+  } else if (d.creator_changed) {
+    outcome += d.branch == storage::confo_branch::sub_pub_claimed ? ", creator set"
+                                                                  : ", dangling creator cleared";
+  }
+  return outcome;
+}
+
+/// Runs one decision to its commit, retrying it whole on a new connection
+/// while the database is unreachable or the transaction was rolled back
+/// (deadlock, serialization); false when it never committed.
+bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) {
+  auto& st = self->state;
+  const auto give_up_at = clock::now() + st.settings.retry_for;
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    try {
+      const auto d = connected(st.store, st.settings.conninfo).decide(c);
+      logs::actors().info(
+          "confo decided device_name=\"{}\" ssid=\"{}\" hash={} branch={} outcome=\"{}\"",
+          c.device_name, c.ssid, c.hash, storage::branch_name(d.branch), outcome_of(d));
+      if (d.pub_created) {
+        const auto id = st.settings.key == storage::pub_key::pub_id ? d.pub_id : c.hash;
+        self->send(st.registry, pub_known_atom::value, id, d.pub_id);
+      }
+      return true;
+    } catch (const pqxx::in_doubt_error& e) {
+      // It may have committed; a device that gets !OK posts again, which at
+      // worst saves the confo twice and never creates a second pub.
+      logs::actors().error("confo commit outcome unknown device_name=\"{}\" reason=\"{}\"",
+                           c.device_name, logs::one_line(e.what()));
+      st.store.reset();
+      return false;
+    } catch (const pqxx::data_exception& e) {
+      logs::actors().warn("confo refused by the database device_name=\"{}\" reason=\"{}\"",
+                          c.device_name, logs::one_line(e.what()));
+      return false;
+    } catch (const std::exception& e) {
+      logs::actors().warn("confo decision failed, retrying device_name=\"{}\" reason=\"{}\"",
+                          c.device_name, logs::one_line(e.what()));
+      st.store.reset();
+    }
+    if (clock::now() + backoff > give_up_at) {
+      logs::actors().error("giving up on confo device_name=\"{}\" ssid=\"{}\" after={}ms",
+                           c.device_name, c.ssid, st.settings.retry_for.count());
+      return false;
+    }
+    // Detached actor: sleeping holds back only the confos queued behind this
+    // one, which must wait anyway to be decided in arrival order.
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+caf::behavior arbiter(caf::stateful_actor<arbiter_state>* self, confo_settings settings,
+                      caf::actor registry) {
+  self->state.settings = std::move(settings);
+  self->state.registry = std::move(registry);
+  return {
+      [self](decide_atom, const protocol::confo& c) { return decide(self, c); },
+  };
+}
+
+struct query_state {
+  confo_settings settings;
+  std::unique_ptr<storage::confo_store> store;
+  static inline const char* name = "confo-query";
+};
+
+caf::behavior query(caf::stateful_actor<query_state>* self, confo_settings settings) {
+  self->state.settings = std::move(settings);
+  return {
+      [self](query_atom, const std::string& device_name,
+             const std::string& ssid) -> caf::result<bool, std::int32_t> {
+        auto& st = self->state;
+        // One retry on a fresh connection covers a restarted database; the
+        // app asks again anyway when it gets an error.
+        for (int attempt = 0; attempt < 2; ++attempt) {
+          try {
+            const auto hash = connected(st.store, st.settings.conninfo).last_hash(device_name, ssid);
+            return {hash.has_value(), hash.value_or(0)};
+          } catch (const std::exception& e) {
+            logs::actors().warn("confo query failed attempt={} reason=\"{}\"", attempt + 1,
+                                logs::one_line(e.what()));
+            st.store.reset();
+          }
+        }
+        return caf::make_error(caf::sec::runtime_error, "confo query failed");
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_confo_arbiter(caf::actor_system& sys, const confo_settings& settings,
+                               caf::actor registry) {
+  return sys.spawn<caf::detached>(arbiter, settings, std::move(registry));
+}
+
+caf::actor spawn_confo_query(caf::actor_system& sys, const confo_settings& settings) {
+  return sys.spawn<caf::detached>(query, settings);
+}
+
+}  // namespace locomov::actors
