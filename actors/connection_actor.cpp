@@ -52,10 +52,16 @@ struct connection_state {
   bool draining = false;  // read no more; close once owed replies are sent
   bool halted = false;
   bool closed = false;
+  std::uint64_t deadline_generation = 0;  // only the newest armed timer counts
   static inline const char* name = "connection";
 };
 
 using connection = caf::stateful_actor<connection_state>;
+
+/// (Re)arms the connection's one deadline; a timer armed earlier goes stale.
+void arm_deadline(connection* self, std::chrono::milliseconds delay) {
+  self->delayed_send(self, delay, deadline_atom::value, ++self->state.deadline_generation);
+}
 
 void send_bytes(connection* self, std::string& bytes) {
   if (bytes.empty()) {
@@ -292,6 +298,8 @@ void on_bytes(connection* self, std::vector<char>& bytes) {
   }
   if (!st.established && state != tls_state::handshaking) {
     st.established = true;
+    // The handshake deadline is over; silence is now measured from here.
+    arm_deadline(self, st.settings.read_timeout);
     logs::net().debug("TLS established conn={} peer={} version={} cipher={}", st.info.id,
                       st.info.peer, st.tls->version(), st.tls->cipher());
   }
@@ -327,7 +335,7 @@ void on_deadline(connection* self) {
     return;
   }
   auto left = st.settings.read_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(silent);
-  self->delayed_send(self, std::max(left, std::chrono::milliseconds(100)), deadline_atom::value);
+  arm_deadline(self, std::max(left, std::chrono::milliseconds(100)));
 }
 
 caf::behavior connection_behavior(connection* self, caf::actor broker, connection_info info,
@@ -345,10 +353,10 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
   st.splitter = std::make_unique<protocol::frame_splitter>(settings.max_frame);
   if (st.ctx) {
     st.tls = std::make_unique<net::tls_session>(st.ctx.get());
-    self->delayed_send(self, settings.handshake_timeout, deadline_atom::value);
+    arm_deadline(self, settings.handshake_timeout);
   } else {
     st.established = true;
-    self->delayed_send(self, settings.read_timeout, deadline_atom::value);
+    arm_deadline(self, settings.read_timeout);
   }
   return {
       [self](recv_atom, std::vector<char>& bytes) { on_bytes(self, bytes); },
@@ -371,7 +379,11 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
         }
         close_now(self, true);
       },
-      [self](deadline_atom) { on_deadline(self); },
+      [self](deadline_atom, std::uint64_t generation) {
+        if (generation == self->state.deadline_generation) {
+          on_deadline(self);
+        }
+      },
       [self](peer_gone_atom) {
         self->state.closed = true;
         self->quit();

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/locomovctl/command.hpp"
+#include "apps/locomovctl/confo_command.hpp"
 #include "apps/locomovctl/send_command.hpp"
 
 int main(int argc, char** argv) {
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
 
   std::vector<std::unique_ptr<command>> commands;
   commands.push_back(make_send_command());
+  commands.push_back(make_confo_command());
+  commands.push_back(make_query_command());
 
   std::vector<std::pair<CLI::App*, command*>> chosen;
   for (const auto& c : commands) {

@@ -155,6 +155,31 @@ TEST_F(ConfoPort, PubCreatedByArbiterTakesPacketsAtOnce) {
   EXPECT_EQ(count("SELECT count(*) FROM packet JOIN pub USING (pub_id) WHERE hash = 6001"), 1);
 }
 
+TEST_F(ConfoPort, LocomovctlPostsAndQueriesAsDeviceAndApp) {
+  const auto port = std::to_string(daemon_->confo_port());
+  const auto ca = daemon_->ca_file().string();
+  auto posted = run_command({locomovctl_binary(), "confo", "--port", port, "--ca", ca,
+                             "--device-name", "meter 7", "--ssid", "Ravi\xE2\x80\x99s/5G",
+                             "--hash", "5007", "--email", "ravi@example.com", "--coords",
+                             "77.1/13.2"});
+  EXPECT_EQ(posted.status, 0) << posted.output;
+  EXPECT_EQ(posted.output, "OK.\n");
+  EXPECT_EQ(count("SELECT count(*) FROM pub WHERE hash = 5007 AND longitude = 77.1"), 1);
+
+  auto found = run_command({locomovctl_binary(), "query", "--port", port, "--ca", ca,
+                            "--servername", "localhost", "meter 7", "Ravi\xE2\x80\x99s/5G"});
+  EXPECT_EQ(found.status, 0) << found.output;
+  EXPECT_EQ(found.output, "5007\n");
+  auto missing = run_command({locomovctl_binary(), "query", "--port", port, "--ca", ca,
+                              "--path-prefix", "/confo", "meter 7", "other"});
+  EXPECT_EQ(missing.status, 3) << missing.output;
+
+  auto refused = run_command({locomovctl_binary(), "confo", "--port", port, "--ca", ca,
+                              "--json", R"({"ssid":"no name"})"});
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_EQ(refused.output, "!OK\n");
+}
+
 TEST_F(ConfoPort, HttpErrorsAreProperResponses) {
   auto result = run_command({"curl", "-sS", "--cacert", daemon_->ca_file().string(), "-X", "POST",
                              "-o", "/dev/null", "-w", "%{http_code}",

@@ -51,11 +51,19 @@ TEST(DatabaseOutage, PacketsAreNotAcknowledgedAndConnectionsClose) {
   EXPECT_EQ(fresh.output.find("Thank you."), std::string::npos) << fresh.output;
   EXPECT_NE(fresh.status, 0) << fresh.output;
 
+  // A confo is decided only when committed: the device is told !OK.
+  auto confo = run_command({locomovctl_binary(), "confo", "--port", std::to_string(d.confo_port()),
+                            "--ca", d.ca_file().string(), "--timeout", "20", "--device-name", "m",
+                            "--ssid", "s", "--hash", "9"},
+                           {}, 40s);
+  EXPECT_EQ(confo.output, "!OK\n") << confo.output;
+
   auto log = d.log();
   EXPECT_NE(log.find("giving up on batch"), std::string::npos) << log;
   EXPECT_NE(log.find("pub lookup failed, packets not acknowledged id=8"), std::string::npos)
       << log;
   EXPECT_NE(log.find("packet could not be stored, closing"), std::string::npos) << log;
+  EXPECT_NE(log.find("giving up on confo"), std::string::npos) << log;
   // The cluster it started is already gone; shutting down is still clean.
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
