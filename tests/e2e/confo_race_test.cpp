@@ -3,39 +3,16 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <pqxx/pqxx>
 #include <thread>
 
 #include "tests/e2e/daemon_fixture.hpp"
 #include "tests/e2e/tls_client.hpp"
 #include "tests/support/pg_cluster.hpp"
+#include "tests/support/rendezvous.hpp"
 
 namespace locomov::test {
 namespace {
-
-/// Lets two threads start each round together.
-class rendezvous {
- public:
-  void arrive() {
-    std::unique_lock lock(m_);
-    const int round = round_;
-    if (++waiting_ == 2) {
-      waiting_ = 0;
-      ++round_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return round_ != round; });
-    }
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int waiting_ = 0;
-  int round_ = 0;
-};
 
 TEST(ConfoRace, TwoProcessesMakeExactlyOneCreatorPerHash) {
   constexpr int rounds = 30;

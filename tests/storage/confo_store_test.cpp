@@ -5,8 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
@@ -14,6 +12,7 @@
 
 #include "storage/schema.hpp"
 #include "tests/support/pg_cluster.hpp"
+#include "tests/support/rendezvous.hpp"
 
 namespace locomov::storage {
 namespace {
@@ -199,33 +198,18 @@ TEST_F(ConfoStore, ConflictsAreNotAnsweredByTheQuery) {
 TEST_F(ConfoStore, RacingDecidersMakeExactlyOneCreator) {
   constexpr int rounds = 40;
   confo_store other(conninfo_);
-  std::mutex m;
-  std::condition_variable cv;
-  int generation = 0;
-  int ready = 0;
-  // Both threads wait at a barrier before each round, so the two decisions
-  // of a round really overlap.
-  auto barrier = [&] {
-    std::unique_lock lock(m);
-    const int gen = generation;
-    if (++ready == 2) {
-      ready = 0;
-      ++generation;
-      cv.notify_all();
-    } else {
-      cv.wait(lock, [&] { return generation != gen; });
-    }
-  };
+  // Both threads meet before each round, so the two decisions really overlap.
+  test::rendezvous barrier;
   std::vector<confo_decision> a(rounds);
   std::vector<confo_decision> b(rounds);
   std::thread t([&] {
     for (int i = 0; i < rounds; ++i) {
-      barrier();
+      barrier.arrive();
       b[i] = other.decide(make_confo("asha@example.com", 1000 + i, "meter-b", "s"));
     }
   });
   for (int i = 0; i < rounds; ++i) {
-    barrier();
+    barrier.arrive();
     a[i] = store_->decide(make_confo("ravi@example.com", 1000 + i, "meter-a", "s"));
   }
   t.join();
