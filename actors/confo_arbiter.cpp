@@ -6,11 +6,11 @@
 #include <thread>
 
 #include <caf/all.hpp>
-#include <pqxx/except>
 
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 #include "storage/confo_store.hpp"
+#include "storage/retry_policy.hpp"
 
 namespace locomov::actors {
 namespace {
@@ -46,7 +46,8 @@ std::string outcome_of(const storage::confo_decision& d) {
 
 /// Runs one decision to its commit, retrying it whole on a new connection
 /// while the database is unreachable or the transaction was rolled back
-/// (deadlock, serialization); false when it never committed.
+/// (deadlock, serialization); false when it never committed or the database
+/// refused it.
 bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) {
   auto& st = self->state;
   const auto give_up_at = clock::now() + st.settings.retry_for;
@@ -62,21 +63,25 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
         self->send(st.registry, pub_known_atom::value, id, d.pub_id);
       }
       return true;
-    } catch (const pqxx::in_doubt_error& e) {
-      // It may have committed; a device that gets !OK posts again, which at
-      // worst saves the confo twice and never creates a second pub.
-      logs::actors().error("confo commit outcome unknown device_name=\"{}\" reason=\"{}\"",
-                           c.device_name, logs::one_line(e.what()));
-      st.store.reset();
-      return false;
-    } catch (const pqxx::data_exception& e) {
-      logs::actors().warn("confo refused by the database device_name=\"{}\" reason=\"{}\"",
-                          c.device_name, logs::one_line(e.what()));
-      return false;
     } catch (const std::exception& e) {
-      logs::actors().warn("confo decision failed, retrying device_name=\"{}\" reason=\"{}\"",
-                          c.device_name, logs::one_line(e.what()));
-      st.store.reset();
+      switch (storage::classify(e)) {
+        case storage::db_failure::in_doubt:
+          // It may have committed; a device that gets !OK posts again, which
+          // at worst saves the confo twice and never creates a second pub.
+          logs::actors().error("confo commit outcome unknown device_name=\"{}\" reason=\"{}\"",
+                               c.device_name, logs::one_line(e.what()));
+          st.store.reset();
+          return false;
+        case storage::db_failure::refused:
+          logs::actors().warn("confo refused by the database device_name=\"{}\" reason=\"{}\"",
+                              c.device_name, logs::one_line(e.what()));
+          return false;
+        case storage::db_failure::transient:
+          logs::actors().warn("confo decision failed, retrying device_name=\"{}\" reason=\"{}\"",
+                              c.device_name, logs::one_line(e.what()));
+          st.store.reset();
+          break;
+      }
     }
     if (clock::now() + backoff > give_up_at) {
       logs::actors().error("giving up on confo device_name=\"{}\" ssid=\"{}\" after={}ms",

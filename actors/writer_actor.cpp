@@ -11,6 +11,7 @@
 
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
+#include "storage/retry_policy.hpp"
 
 namespace locomov::actors {
 namespace {
@@ -88,15 +89,6 @@ void flush(writer_actor* self) {
       logs::storage().debug("batch committed writer={} rows={}", st.index, st.rows.size());
       answer_all(self, stored_atom::value);
       return;
-    } catch (const pqxx::in_doubt_error& e) {
-      // The commit may or may not have happened; answering "stored" could lie
-      // and retrying could store twice. See docs/LIMITATIONS.md.
-      logs::storage().error("commit outcome unknown, batch not acknowledged writer={} rows={} "
-                            "reason=\"{}\"",
-                            st.index, st.rows.size(), logs::one_line(e.what()));
-      st.store.reset();
-      answer_all(self, failed_atom::value);
-      return;
     } catch (const pqxx::foreign_key_violation& e) {
       if (requarantined) {
         logs::storage().error("batch refused writer={} rows={} reason=\"{}\"", st.index,
@@ -113,18 +105,28 @@ void flush(writer_actor* self) {
         st.store.reset();
       }
       continue;
-    } catch (const pqxx::broken_connection& e) {
-      logs::storage().warn("database connection lost writer={} reason=\"{}\"", st.index,
-                           logs::one_line(e.what()));
-      st.store.reset();
-    } catch (const pqxx::sql_error& e) {
-      logs::storage().error("batch refused writer={} rows={} sqlstate={} reason=\"{}\"",
-                            st.index, st.rows.size(), e.sqlstate(), logs::one_line(e.what()));
-      answer_all(self, failed_atom::value);
-      return;
     } catch (const std::exception& e) {
-      logs::storage().warn("batch failed writer={} reason=\"{}\"", st.index, logs::one_line(e.what()));
-      st.store.reset();
+      switch (storage::classify(e)) {
+        case storage::db_failure::in_doubt:
+          // The commit may or may not have happened; answering "stored" could
+          // lie and retrying could store twice. See docs/LIMITATIONS.md.
+          logs::storage().error("commit outcome unknown, batch not acknowledged writer={} "
+                                "rows={} reason=\"{}\"",
+                                st.index, st.rows.size(), logs::one_line(e.what()));
+          st.store.reset();
+          answer_all(self, failed_atom::value);
+          return;
+        case storage::db_failure::refused:
+          logs::storage().error("batch refused writer={} rows={} reason=\"{}\"", st.index,
+                                st.rows.size(), logs::one_line(e.what()));
+          answer_all(self, failed_atom::value);
+          return;
+        case storage::db_failure::transient:
+          logs::storage().warn("batch failed, retrying writer={} reason=\"{}\"", st.index,
+                               logs::one_line(e.what()));
+          st.store.reset();
+          break;
+      }
     }
     if (clock::now() + backoff > give_up_at) {
       logs::storage().error("giving up on batch writer={} rows={} after={}ms", st.index,

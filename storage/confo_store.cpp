@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include <cstdio>
+#include <stdexcept>
 
 namespace locomov::storage {
 namespace {
@@ -35,7 +36,9 @@ void prepare_statements(pqxx::connection& conn) {
                "NOT EXISTS (SELECT 1 FROM sub WHERE sub.email = pub.creator)");
   conn.prepare("confo_new_pub",
                "INSERT INTO pub (created_at, longitude, latitude, hash, creator) VALUES (" +
-                   at(1) + ", $2, $3, $4, $5) RETURNING pub_id");
+                   at(1) + ", $2, $3, $4, $5) ON CONFLICT (pub_id) DO NOTHING RETURNING pub_id");
+  conn.prepare("confo_resync_pub_ids",
+               "SELECT setval(pg_get_serial_sequence('pub', 'pub_id'), max(pub_id)) FROM pub");
   conn.prepare("confo_link", "INSERT INTO subpub (sub_id, pub_id) VALUES ($1, $2)");
   conn.prepare("confo_csub", "INSERT INTO csub (email) VALUES ($1) ON CONFLICT DO NOTHING");
   const std::string columns =
@@ -54,6 +57,23 @@ std::int64_t save(pqxx::work& tx, const protocol::confo& c, bool conflict) {
                                   c.device_name, c.ssid, c.hash, c.email, c.longitude,
                                   c.latitude, c.device_time_us, c.received_at_us);
   return r[0][0].as<std::int64_t>();
+}
+
+/// Pubs inserted with explicit ids (as operators do by hand) leave pub_id's
+/// sequence behind them. A taken id is skipped and the sequence moved past
+/// the largest id at once, rather than burning one decision per taken id.
+std::int32_t insert_pub(pqxx::work& tx, const protocol::confo& c) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const auto r = tx.exec_prepared("confo_new_pub", c.device_time_us, c.longitude, c.latitude,
+                                    c.hash, c.email);
+    if (!r.empty()) {
+      return r[0][0].as<std::int32_t>();
+    }
+    tx.exec_prepared("confo_resync_pub_ids");
+  }
+  // Only a process inserting ids faster than this catches up gets here; the
+  // arbiter retries the whole decision.
+  throw std::runtime_error("no free pub_id after moving the sequence");
 }
 
 }  // namespace
@@ -123,9 +143,7 @@ confo_decision confo_store::decide(const protocol::confo& c) {
       d.creator_changed = true;
     } else if (c.hash != 0) {
       d.branch = confo_branch::sub_new_pub;
-      d.pub_id = tx.exec_prepared("confo_new_pub", c.device_time_us, c.longitude, c.latitude,
-                                  c.hash, c.email)[0][0]
-                     .as<std::int32_t>();
+      d.pub_id = insert_pub(tx, c);
       d.pub_created = true;
       tx.exec_prepared("confo_link", *sub_id, d.pub_id);
     } else {

@@ -193,6 +193,20 @@ TEST_F(ConfoStore, ConflictsAreNotAnsweredByTheQuery) {
   EXPECT_EQ(store_->last_hash("meter", "home"), 21);
 }
 
+// Operators insert pubs with explicit ids (the README's tour does), which
+// leaves pub_id's sequence behind; a new pub takes the next free id at once.
+TEST_F(ConfoStore, NewPubSkipsIdsInsertedByHand) {
+  exec("INSERT INTO pub (pub_id, hash) SELECT g, 100 + g FROM generate_series(1, 50) g");
+  const auto d = store_->decide(make_confo("ravi@example.com", 7));
+  EXPECT_EQ(d.branch, confo_branch::sub_new_pub);
+  EXPECT_TRUE(d.pub_created);
+  EXPECT_EQ(d.pub_id, 51);
+  EXPECT_EQ(store_->decide(make_confo("ravi@example.com", 8)).pub_id, 52);
+  EXPECT_EQ(rows("SELECT pub_id, creator FROM pub WHERE hash IN (7, 8) ORDER BY pub_id"),
+            "51|ravi@example.com;52|ravi@example.com");
+  EXPECT_EQ(rows("SELECT sub_id, pub_id FROM subpub ORDER BY pub_id"), "1|51;1|52");
+}
+
 // Two processes share the database and decide confos for the same new hash
 // from different registered subs: one creates the pub, the other conflicts.
 TEST_F(ConfoStore, RacingDecidersMakeExactlyOneCreator) {
