@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/stop_flag.hpp"
 #include "common/logging.hpp"
 #include "storage/confo_store.hpp"
 #include "storage/retry_policy.hpp"
@@ -20,6 +20,7 @@ using clock = std::chrono::steady_clock;
 struct arbiter_state {
   confo_settings settings;
   caf::actor registry;
+  stop_flag stopping;
   std::unique_ptr<storage::confo_store> store;
   static inline const char* name = "confo-arbiter";
 };
@@ -89,16 +90,22 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
       return false;
     }
     // Detached actor: sleeping holds back only the confos queued behind this
-    // one, which must wait anyway to be decided in arrival order.
-    std::this_thread::sleep_for(backoff);
+    // one, which must wait anyway to be decided in arrival order. At shutdown
+    // each queued confo gets one attempt, so the bound on stopping holds.
+    if (!pause_unless_stopping(backoff, *st.stopping)) {
+      logs::actors().warn("confo not decided, shutting down device_name=\"{}\" ssid=\"{}\"",
+                          c.device_name, c.ssid);
+      return false;
+    }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
 }
 
 caf::behavior arbiter(caf::stateful_actor<arbiter_state>* self, confo_settings settings,
-                      caf::actor registry) {
+                      caf::actor registry, stop_flag stopping) {
   self->state.settings = std::move(settings);
   self->state.registry = std::move(registry);
+  self->state.stopping = std::move(stopping);
   return {
       [self](decide_atom, const protocol::confo& c) { return decide(self, c); },
   };
@@ -136,8 +143,8 @@ caf::behavior query(caf::stateful_actor<query_state>* self, confo_settings setti
 }  // namespace
 
 caf::actor spawn_confo_arbiter(caf::actor_system& sys, const confo_settings& settings,
-                               caf::actor registry) {
-  return sys.spawn<caf::detached>(arbiter, settings, std::move(registry));
+                               caf::actor registry, stop_flag stopping) {
+  return sys.spawn<caf::detached>(arbiter, settings, std::move(registry), std::move(stopping));
 }
 
 caf::actor spawn_confo_query(caf::actor_system& sys, const confo_settings& settings) {

@@ -16,13 +16,14 @@ pipeline start_pipeline(caf::actor_system& sys, const writer_settings& writers,
   }
   p.catalog = spawn_catalog(sys, writers, pubs.key);
   p.registry = spawn_pub_registry(sys, pubs, p.catalog, p.writers);
-  p.arbiter = spawn_confo_arbiter(sys, confos, p.registry);
+  p.arbiter = spawn_confo_arbiter(sys, confos, p.registry, p.stopping);
   p.query = spawn_confo_query(sys, confos);
   return p;
 }
 
 void stop_pipeline(caf::actor_system& sys, pipeline& p) {
   caf::scoped_actor self{sys};
+  p.stopping->store(true);
   // A decision in progress finishes first: the arbiter handles the exit
   // message only after the confo it is deciding.
   for (auto* actor : {&p.arbiter, &p.query}) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -17,6 +19,8 @@ struct pipeline {
   caf::actor registry;
   caf::actor arbiter;  ///< the confo-arbiter
   caf::actor query;    ///< answers the app's confo queries
+  /// Raised by stop_pipeline, so actors sleeping between retries stop retrying.
+  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
 };
 
 /// Spawns writers, catalog, registry, the confo-arbiter and the query actor.

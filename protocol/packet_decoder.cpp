@@ -684,8 +684,18 @@ decode_result invalid(std::string reason) {
 // line 1, column 20: syntax error while parsing value - invalid literal; last
 // read: '...'". The part after " - " names the problem without echoing the
 // peer's bytes; the position becomes the 0-based offset of the failing byte.
-std::string describe_parse_error(const packet_handler& h) {
+std::string describe_parse_error(const packet_handler& h, std::string_view frame) {
   constexpr std::size_t max_detail = 80;
+  // nlohmann takes a NUL for the end of its input and would report a frame
+  // of binary bytes as "unexpected end of input".
+  for (std::size_t i = 0; i < frame.size() && i < h.error_pos; ++i) {
+    const auto u = static_cast<unsigned char>(frame[i]);
+    if (u == 0) {
+      static constexpr char hex[] = "0123456789abcdef";
+      return "invalid JSON at byte " + std::to_string(i) + ": control byte 0x" + hex[u >> 4] +
+             hex[u & 15];
+    }
+  }
   std::string_view what = h.error_text;
   if (const auto dash = what.find(" - "); dash != std::string_view::npos) {
     what.remove_prefix(dash + 3);
@@ -771,7 +781,7 @@ decode_result decode_packet(std::string_view frame, std::int64_t received_at_us)
     }
   }
   if (h.parse_failed) {
-    return undecodable(describe_parse_error(h));
+    return undecodable(describe_parse_error(h, patched.empty() ? frame : patched));
   }
 
   if (h.top_null) {

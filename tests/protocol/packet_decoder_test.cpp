@@ -553,6 +553,14 @@ TEST(PacketDecoder, NamesPositionAndProblemOfBrokenJson) {
   EXPECT_EQ(r.reason, "invalid JSON at byte 19: invalid literal");
 }
 
+TEST(PacketDecoder, NamesNulBytesRatherThanAnEndOfInput) {
+  const auto r = decode(std::string("\x00\x01\x02", 3));
+  ASSERT_EQ(r.outcome, kind::undecodable);
+  EXPECT_EQ(r.reason, "invalid JSON at byte 0: control byte 0x00");
+  const auto inside = decode(std::string("{\"Id\":1\x00}", 9));
+  EXPECT_EQ(inside.reason, "invalid JSON at byte 7: control byte 0x00");
+}
+
 TEST(PacketDecoder, KeepsReasonsShortPrintableAndOnOneLine) {
   for (const char* body : {"{\"Id\":1,\"\x01\":1}", "{\"Id\":\"\xe2\x82\"}", "{\"a\":[1,2,3,x]}",
                            "{\"Id\":1,\"voltage\":\"\\ud800\"}"}) {

@@ -91,6 +91,9 @@ struct tree_case {
   bool creator_changed;
 };
 
+// gtest would print each case as a hex dump of its bytes in every test name.
+void PrintTo(const tree_case& c, std::ostream* os) { *os << c.name; }
+
 const tree_case tree_cases[] = {
     {"OwnPub", "INSERT INTO pub (hash, creator) VALUES (100, 'ravi@example.com')",
      "ravi@example.com", 100, confo_branch::sub_pub_own, "100|ravi@example.com",
