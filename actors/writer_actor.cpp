@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <caf/all.hpp>
-#include <pqxx/except>
 
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
@@ -40,28 +38,6 @@ storage::packet_store& connected_store(writer_state& st) {
   return *st.store;
 }
 
-// A pub deleted after its pub actor looked it up makes the whole COPY fail on
-// the foreign key; moving the batch's vanished pubs to quarantine keeps the
-// rest of the batch, and those packets, storable.
-void requarantine_missing_pubs(writer_state& st) {
-  std::unordered_map<std::int32_t, bool> exists;
-  auto& store = connected_store(st);
-  for (auto& row : st.rows) {
-    if (row.quarantined) {
-      continue;
-    }
-    auto [it, inserted] = exists.emplace(row.pub_id, true);
-    if (inserted) {
-      it->second = store.find_pub(storage::pub_key::pub_id, row.pub_id).has_value();
-    }
-    if (!it->second) {
-      row.quarantined = true;
-      logs::storage().warn("pub vanished, packet quarantined writer={} pub_id={}", st.index,
-                           row.pub_id);
-    }
-  }
-}
-
 template <class Atom>
 void answer_all(writer_actor* self, Atom atom) {
   auto& st = self->state;
@@ -82,40 +58,29 @@ void flush(writer_actor* self) {
 
   auto give_up_at = clock::now() + st.settings.retry_for;
   auto backoff = std::chrono::milliseconds(50);
-  bool requarantined = false;
   for (;;) {
     try {
-      connected_store(st).write(st.rows);
-      logs::storage().debug("batch committed writer={} rows={}", st.index, st.rows.size());
+      const auto result = connected_store(st).write(st.rows);
+      if (result.vanished_pub > 0) {
+        logs::storage().warn("pub vanished, packets quarantined writer={} rows={}", st.index,
+                             result.vanished_pub);
+      }
+      logs::storage().debug("batch committed writer={} rows={} packet={} quarantine={} "
+                            "duplicates={}",
+                            st.index, st.rows.size(), result.packets, result.quarantined,
+                            result.duplicates);
       answer_all(self, stored_atom::value);
       return;
-    } catch (const pqxx::foreign_key_violation& e) {
-      if (requarantined) {
-        logs::storage().error("batch refused writer={} rows={} reason=\"{}\"", st.index,
-                              st.rows.size(), logs::one_line(e.what()));
-        answer_all(self, failed_atom::value);
-        return;
-      }
-      requarantined = true;
-      try {
-        requarantine_missing_pubs(st);
-      } catch (const std::exception& lookup_error) {
-        logs::storage().warn("pub re-check failed writer={} reason=\"{}\"", st.index,
-                             logs::one_line(lookup_error.what()));
-        st.store.reset();
-      }
-      continue;
     } catch (const std::exception& e) {
       switch (storage::classify(e)) {
         case storage::db_failure::in_doubt:
-          // The commit may or may not have happened; answering "stored" could
-          // lie and retrying could store twice. See docs/LIMITATIONS.md.
-          logs::storage().error("commit outcome unknown, batch not acknowledged writer={} "
-                                "rows={} reason=\"{}\"",
-                                st.index, st.rows.size(), logs::one_line(e.what()));
+          // Writing the batch again is safe: whatever that commit stored
+          // comes back as duplicates, so the retry settles the outcome.
+          logs::storage().warn("commit outcome unknown, retrying writer={} rows={} "
+                               "reason=\"{}\"",
+                               st.index, st.rows.size(), logs::one_line(e.what()));
           st.store.reset();
-          answer_all(self, failed_atom::value);
-          return;
+          break;
         case storage::db_failure::refused:
           logs::storage().error("batch refused writer={} rows={} reason=\"{}\"", st.index,
                                 st.rows.size(), logs::one_line(e.what()));

@@ -20,15 +20,18 @@ using protocol::reading_fields;
 
 constexpr const char* find_by_pub_id = "locomov_find_pub_by_pub_id";
 constexpr const char* find_by_hash = "locomov_find_pub_by_hash";
+constexpr const char* staging_table = "locomov_staging";
+constexpr const char* move_staged = "locomov_move_staged";
 
-/// Rough COPY text length of one row, to size the buffers once per batch.
+/// Rough COPY text length of one row, to size the buffer once per batch.
 constexpr std::size_t row_size_estimate = 256;
 
-/// Columns of `packet` and `quarantine` that write() fills, in table order:
-/// `protected` sits between frequency and current there.
-const std::vector<std::string>& copy_columns() {
+/// The reading columns of `packet` and `quarantine`, in table order:
+/// `protected` sits between frequency and current there. The unique keys
+/// of migration 0002 cover exactly these and pub_id.
+const std::vector<std::string>& reading_columns() {
   static const std::vector<std::string> columns = [] {
-    std::vector<std::string> c{"pub_id", "created_at"};
+    std::vector<std::string> c{"created_at"};
     for (std::size_t i = 0; i < reading_count; ++i) {
       if (i == static_cast<std::size_t>(field::current)) {
         c.emplace_back("protected");
@@ -40,6 +43,72 @@ const std::vector<std::string>& copy_columns() {
     return c;
   }();
   return columns;
+}
+
+/// Columns of the staging table, in the order append_row() writes them:
+/// `seq` keeps the batch's order in the ids, `device_id` is what the device
+/// sent, `pub_id` the resolved pub (NULL for packets meant for quarantine).
+const std::vector<std::string>& staging_columns() {
+  static const std::vector<std::string> columns = [] {
+    std::vector<std::string> c{"seq", "device_id", "pub_id"};
+    const auto& readings = reading_columns();
+    c.insert(c.end(), readings.begin(), readings.end());
+    return c;
+  }();
+  return columns;
+}
+
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out += item;
+  }
+  return out;
+}
+
+/// ON COMMIT DELETE ROWS empties it at every commit, so a batch never sees
+/// another's rows; a rolled back COPY leaves nothing either.
+std::string create_staging_sql() {
+  std::string sql = std::string("CREATE TEMP TABLE ") + staging_table +
+                    " (seq integer NOT NULL, device_id integer NOT NULL, pub_id integer, "
+                    "created_at timestamptz NOT NULL";
+  for (std::size_t i = 0; i < reading_count; ++i) {
+    if (i == static_cast<std::size_t>(field::current)) {
+      sql += ", protected boolean NOT NULL";
+    }
+    sql += ", " + std::string(reading_fields[i].column) + " real";
+  }
+  sql += ", latitude double precision, longitude double precision) ON COMMIT DELETE ROWS";
+  return sql;
+}
+
+/// Moves the staged batch in one statement, so every part sees one snapshot.
+/// live_pub locks the batch's pubs that still exist (FOR KEY SHARE, what
+/// the foreign key check takes anyway), so none can vanish before the
+/// commit; a pub deleted before that is not in live_pub and its packets go
+/// to quarantine under the device's id instead of failing the batch on the
+/// foreign key. ON CONFLICT DO NOTHING skips packets already stored and
+/// repeats inside the batch.
+std::string move_staged_sql() {
+  const std::string readings = comma_list(reading_columns());
+  const std::string from_staging = std::string(" FROM ") + staging_table;
+  return "WITH live_pub AS ("
+         "SELECT pub_id FROM pub WHERE pub_id IN (SELECT pub_id" + from_staging +
+         ") FOR KEY SHARE), "
+         "to_packet AS ("
+         "INSERT INTO packet (pub_id, " + readings + ") SELECT pub_id, " + readings +
+         from_staging + " WHERE pub_id IN (SELECT pub_id FROM live_pub) ORDER BY seq "
+         "ON CONFLICT DO NOTHING RETURNING 1), "
+         "to_quarantine AS ("
+         "INSERT INTO quarantine (pub_id, " + readings + ") SELECT device_id, " + readings +
+         from_staging + " WHERE pub_id IS NULL OR pub_id NOT IN (SELECT pub_id FROM live_pub) "
+         "ORDER BY seq ON CONFLICT DO NOTHING RETURNING 1) "
+         "SELECT (SELECT count(*) FROM to_packet), (SELECT count(*) FROM to_quarantine), "
+         "(SELECT count(*)" + from_staging +
+         " WHERE pub_id IS NOT NULL AND pub_id NOT IN (SELECT pub_id FROM live_pub))";
 }
 
 template <typename T>
@@ -116,9 +185,18 @@ void append_timestamp(std::string& out, std::int64_t us) {
   out += "+00";
 }
 
-/// One line of COPY text format in the order of copy_columns().
-void append_row(std::string& out, std::int32_t pub_id, const reading& r) {
-  append_number(out, pub_id);
+/// One line of COPY text format in the order of staging_columns().
+void append_row(std::string& out, std::size_t seq, const stored_packet& p) {
+  const reading& r = p.value;
+  append_number(out, seq);
+  out += '\t';
+  append_number(out, r.id);
+  out += '\t';
+  if (p.quarantined) {
+    out += "\\N";
+  } else {
+    append_number(out, p.pub_id);
+  }
   out += '\t';
   append_timestamp(out, r.created_at_us);
   for (std::size_t i = 0; i < reading_count; ++i) {
@@ -153,10 +231,7 @@ void append_row(std::string& out, std::int32_t pub_id, const reading& r) {
 /// in 6.4 has no public raw-line entry, and its per-field conversion and
 /// escaping costs more than formatting the text here.
 void copy_rows(pqxx::work& tx, const char* table, const std::string& rows) {
-  if (rows.empty()) {
-    return;
-  }
-  const auto& columns = copy_columns();
+  const auto& columns = staging_columns();
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   pqxx::tablewriter writer(tx, table, columns.begin(), columns.end());
@@ -169,32 +244,52 @@ void copy_rows(pqxx::work& tx, const char* table, const std::string& rows) {
 
 packet_store::packet_store(const std::string& conninfo)
     : conn_(std::make_unique<pqxx::connection>(conninfo)) {
+  // libpqxx 6.4 would silently reconnect a broken connection at the next
+  // transaction, without the staging table; a broken store must stay broken
+  // so that its owner replaces it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  conn_->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
   conn_->prepare(find_by_pub_id, "SELECT pub_id FROM pub WHERE pub_id = $1");
   conn_->prepare(find_by_hash, "SELECT pub_id FROM pub WHERE hash = $1");
 }
 
 packet_store::~packet_store() = default;
 
-void packet_store::write(const std::vector<stored_packet>& batch) {
+void packet_store::prepare_staging() {
+  pqxx::nontransaction tx(*conn_);
+  tx.exec0(create_staging_sql());
+  conn_->prepare(move_staged, move_staged_sql());
+  staging_ready_ = true;
+}
+
+write_result packet_store::write(const std::vector<stored_packet>& batch) {
+  write_result result;
   if (batch.empty()) {
-    return;
+    return result;
+  }
+  if (!staging_ready_) {
+    prepare_staging();
   }
 
-  packet_rows_.clear();
-  quarantine_rows_.clear();
-  packet_rows_.reserve(batch.size() * row_size_estimate);
-  for (const auto& p : batch) {
-    if (p.quarantined) {
-      append_row(quarantine_rows_, p.value.id, p.value);
-    } else {
-      append_row(packet_rows_, p.pub_id, p.value);
-    }
+  rows_.clear();
+  rows_.reserve(batch.size() * row_size_estimate);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    append_row(rows_, i, batch[i]);
   }
 
   pqxx::work tx(*conn_);
-  copy_rows(tx, "packet", packet_rows_);
-  copy_rows(tx, "quarantine", quarantine_rows_);
+  copy_rows(tx, staging_table, rows_);
+  const auto counts = tx.exec_prepared1(move_staged);
   tx.commit();
+
+  result.packets = counts[0].as<std::size_t>();
+  result.quarantined = counts[1].as<std::size_t>();
+  result.vanished_pub = counts[2].as<std::size_t>();
+  assert(result.packets + result.quarantined <= batch.size());
+  result.duplicates = batch.size() - result.packets - result.quarantined;
+  return result;
 }
 
 std::optional<std::int32_t> packet_store::find_pub(pub_key key, std::int32_t id) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -35,6 +36,18 @@ struct stored_packet {
   bool quarantined = false;
 };
 
+/// What one write() did with its batch. packets + quarantined + duplicates
+/// is the batch's size.
+struct write_result {
+  std::size_t packets = 0;      ///< rows inserted into `packet`
+  std::size_t quarantined = 0;  ///< rows inserted into `quarantine`
+  std::size_t duplicates = 0;   ///< already stored, or repeated in the batch: not inserted
+  /// Packets meant for `packet` whose pub no longer exists (deleted after
+  /// their pub actor looked it up), sent to `quarantine` under the device's
+  /// id; counted in quarantined or duplicates as well.
+  std::size_t vanished_pub = 0;
+};
+
 /// A database connection used by one writer actor (one thread). Not
 /// thread-safe; libpqxx connections never are.
 class packet_store {
@@ -43,11 +56,19 @@ class packet_store {
   explicit packet_store(const std::string& conninfo);
   ~packet_store();
 
-  /// Writes the batch in one transaction, with COPY into `packet` and
-  /// `quarantine`, and commits. When it returns, every packet of the batch
-  /// is durable. Throws libpqxx's exceptions; after a throw nothing of the
-  /// batch was committed unless the exception is pqxx::in_doubt_error.
-  void write(const std::vector<stored_packet>& batch);
+  packet_store(const packet_store&) = delete;
+  packet_store& operator=(const packet_store&) = delete;
+
+  /// Stores the batch exactly once, in one transaction: COPY into a staging
+  /// table of this connection, then one statement inserts into `packet` and
+  /// `quarantine` what their unique keys (migration 0002) do not already
+  /// hold. A packet marked for `packet` whose pub_id has no row in `pub`
+  /// goes to `quarantine` under `value.id`. When it returns, every packet of
+  /// the batch is durable. Throws libpqxx's exceptions; after a throw
+  /// nothing of the batch was committed unless the exception is
+  /// pqxx::in_doubt_error. Either way the batch may be written again, on
+  /// this or a new store: what was committed counts as duplicates.
+  write_result write(const std::vector<stored_packet>& batch);
 
   /// Looks up the pub a device id names: its pub_id, or nothing when no row
   /// of `pub` matches.
@@ -57,10 +78,14 @@ class packet_store {
   bool connected() const;
 
  private:
+  /// Creates this connection's staging table and the statement that moves
+  /// its rows; once, before the first write.
+  void prepare_staging();
+
   std::unique_ptr<pqxx::connection> conn_;
-  // COPY text of the batch being written, kept to reuse their capacity.
-  std::string packet_rows_;
-  std::string quarantine_rows_;
+  bool staging_ready_ = false;
+  // COPY text of the batch being written, kept to reuse its capacity.
+  std::string rows_;
 };
 
 }  // namespace locomov::storage

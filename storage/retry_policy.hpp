@@ -8,7 +8,11 @@ namespace locomov::storage {
 enum class db_failure {
   transient,  ///< connection lost, deadlock, serialization, server shutting down: retry it whole
   refused,    ///< the statement itself is wrong for this data (constraint, type): retrying repeats it
-  in_doubt,   ///< the connection broke during COMMIT: it may have committed
+  /// The connection broke during COMMIT: it may have committed. Work that
+  /// is idempotent, such as packet_store::write (its unique keys turn a
+  /// repeat into duplicates), retries it as transient on a new connection;
+  /// other work must not repeat it blindly.
+  in_doubt,
 };
 
 /// Classifies an exception thrown by libpqxx (or by code around it). Errors

@@ -61,6 +61,10 @@ int schema_version(pqxx::connection_base& conn) {
 }
 
 int migrate(pqxx::connection_base& conn) {
+  return migrate(conn, latest_schema_version());
+}
+
+int migrate(pqxx::connection_base& conn, int up_to) {
   const migration_lock lock(conn);
 
   {
@@ -77,6 +81,9 @@ int migrate(pqxx::connection_base& conn) {
     const migration& m = migrations[i];
     if (m.version <= version) {
       continue;
+    }
+    if (m.version > up_to) {
+      break;
     }
     pqxx::work tx(conn);
     tx.exec(std::string(m.sql));

@@ -12,6 +12,10 @@ namespace locomov::storage {
 /// once (an advisory lock serialises them). Returns the resulting version.
 int migrate(pqxx::connection_base& conn);
 
+/// Like migrate(), stopping after version `up_to`: for tests of a migration
+/// against data an older schema allowed.
+int migrate(pqxx::connection_base& conn, int up_to);
+
 /// The version recorded in `schema_version`, or 0 on an empty database.
 int schema_version(pqxx::connection_base& conn);
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cfloat>
+#include <cmath>
 #include <cstdint>
 #include <pqxx/connection>
 #include <pqxx/except>
@@ -10,6 +11,7 @@
 #include <pqxx/result>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "protocol/reading.hpp"
@@ -121,7 +123,8 @@ TEST_F(PacketStore, ThrowsBrokenConnectionForUnreachableDatabase) {
 }
 
 TEST_F(PacketStore, EmptyBatchWritesNothing) {
-  store_->write({});
+  const auto result = store_->write({});
+  EXPECT_EQ(result.packets + result.quarantined + result.duplicates, 0u);
   EXPECT_EQ(count("packet"), 0);
   EXPECT_EQ(count("quarantine"), 0);
 }
@@ -220,19 +223,170 @@ TEST_F(PacketStore, StoresUnderResolvedPubIdNotDeviceId) {
   EXPECT_EQ(read_back("packet"), std::vector<reading>{expected});
 }
 
-TEST_F(PacketStore, BatchNamingMissingPubThrowsAndCommitsNothing) {
+TEST_F(PacketStore, BatchNamingMissingPubQuarantinesThoseUnderTheDeviceId) {
   const std::int32_t pub = add_pub(81);
+  const reading known = full_reading(pub, may_2019_us);
+  const reading unknown = full_reading(9999, may_2019_us);
+  const reading missing = full_reading(4242, may_2019_us + 1);
+
+  const auto result =
+      store_->write({stored(known, pub), quarantined(unknown), stored(missing, 4242)});
+
+  EXPECT_EQ(result.packets, 1u);
+  EXPECT_EQ(result.quarantined, 2u);
+  EXPECT_EQ(result.duplicates, 0u);
+  EXPECT_EQ(result.vanished_pub, 1u);
+  EXPECT_EQ(read_back("packet"), std::vector<reading>{known});
+  EXPECT_EQ(read_back("quarantine"), (std::vector<reading>{unknown, missing}));
+}
+
+TEST_F(PacketStore, PacketsOfADeletedPubGoToQuarantineUnderTheDeviceId) {
+  const std::int32_t kept = add_pub(555'001);
+  const std::int32_t deleted = add_pub(555'002);
+  pqxx::nontransaction(*check_).exec_params0("DELETE FROM pub WHERE pub_id = $1", deleted);
+  // Under pub_key::hash the device sent the hash, its pub actor resolved it.
+  const reading of_kept = full_reading(555'001, may_2019_us);
+  const reading of_deleted = full_reading(555'002, may_2019_us);
+
+  const auto result = store_->write({stored(of_kept, kept), stored(of_deleted, deleted)});
+
+  EXPECT_EQ(result.packets, 1u);
+  EXPECT_EQ(result.quarantined, 1u);
+  EXPECT_EQ(result.vanished_pub, 1u);
+  reading expected_packet = of_kept;
+  expected_packet.id = kept;
+  EXPECT_EQ(read_back("packet"), std::vector<reading>{expected_packet});
+  EXPECT_EQ(read_back("quarantine"), std::vector<reading>{of_deleted});
+}
+
+TEST_F(PacketStore, SameBatchWrittenTwiceStoresOneRowPerPacket) {
+  const std::int32_t pub = add_pub(83);
   const std::vector<stored_packet> batch{stored(full_reading(pub, may_2019_us), pub),
-                                         quarantined(full_reading(9999, may_2019_us)),
-                                         stored(full_reading(4242, may_2019_us), 4242)};
+                                         stored(full_reading(pub, may_2019_us + 1), pub),
+                                         quarantined(full_reading(9999, may_2019_us))};
 
-  EXPECT_THROW(store_->write(batch), pqxx::foreign_key_violation);
+  const auto first = store_->write(batch);
+  // A retry after a commit of unknown outcome runs on a new connection.
+  packet_store retry(conninfo_);
+  const auto second = retry.write(batch);
+  const auto third = store_->write(batch);
 
-  EXPECT_EQ(count("packet"), 0);
-  EXPECT_EQ(count("quarantine"), 0);
-  EXPECT_TRUE(store_->connected());
-  store_->write({stored(full_reading(pub, may_2019_us), pub)});
-  EXPECT_EQ(count("packet"), 1);
+  EXPECT_EQ(first.packets, 2u);
+  EXPECT_EQ(first.quarantined, 1u);
+  EXPECT_EQ(first.duplicates, 0u);
+  for (const auto& again : {second, third}) {
+    EXPECT_EQ(again.packets, 0u);
+    EXPECT_EQ(again.quarantined, 0u);
+    EXPECT_EQ(again.duplicates, 3u);
+  }
+  EXPECT_EQ(count("packet"), 2);
+  EXPECT_EQ(count("quarantine"), 1);
+}
+
+TEST_F(PacketStore, DuplicatesInsideOneBatchCollapseToOne) {
+  const std::int32_t pub = add_pub(84);
+  const reading r = full_reading(pub, may_2019_us);
+  reading sparse;
+  sparse.id = 9999;
+  sparse.created_at_us = may_2019_us;
+  sparse.set(field::voltage, 230);
+
+  const auto result = store_->write({stored(r, pub), stored(r, pub), quarantined(sparse),
+                                     stored(r, pub), quarantined(sparse)});
+
+  EXPECT_EQ(result.packets, 1u);
+  EXPECT_EQ(result.quarantined, 1u);
+  EXPECT_EQ(result.duplicates, 3u);
+  EXPECT_EQ(read_back("packet"), std::vector<reading>{r});
+  EXPECT_EQ(read_back("quarantine"), std::vector<reading>{sparse});
+}
+
+TEST_F(PacketStore, PacketsDifferingInOneReadingAreAllKept) {
+  const std::int32_t pub = add_pub(85);
+  const reading base = full_reading(pub, may_2019_us);
+  std::vector<reading> variants{base};
+  for (std::size_t i = 0; i < reading_count; ++i) {
+    const auto f = static_cast<field>(i);
+    reading changed = base;
+    changed.set(f, base.get(f) + 1);
+    variants.push_back(changed);
+    reading absent = base;
+    absent.clear(f);
+    variants.push_back(absent);
+  }
+  reading other_status = base;
+  other_status.status = !base.status;
+  variants.push_back(other_status);
+  reading no_lat = base;
+  no_lat.has_lat = false;
+  no_lat.lat = 0;
+  variants.push_back(no_lat);
+  reading other_lng = base;
+  other_lng.lng = std::nextafter(base.lng, 0.0);
+  variants.push_back(other_lng);
+  reading other_time = base;
+  other_time.created_at_us += 1;
+  variants.push_back(other_time);
+
+  std::vector<stored_packet> batch;
+  for (const auto& v : variants) {
+    batch.push_back(stored(v, pub));
+  }
+  const auto result = store_->write(batch);
+
+  EXPECT_EQ(result.packets, variants.size());
+  EXPECT_EQ(result.duplicates, 0u);
+  EXPECT_EQ(read_back("packet"), variants);
+}
+
+TEST_F(PacketStore, SameReadingFromTwoPubsIsKeptForEach) {
+  const std::int32_t first = add_pub(86);
+  const std::int32_t second = add_pub(87);
+  reading r = full_reading(first, may_2019_us);
+  reading s = r;
+  s.id = second;
+
+  const auto result = store_->write({stored(r, first), stored(s, second)});
+
+  EXPECT_EQ(result.packets, 2u);
+  EXPECT_EQ(read_back("packet"), (std::vector<reading>{r, s}));
+}
+
+TEST_F(PacketStore, ConcurrentWritersOfTheSameBatchStoreItOnce) {
+  const std::int32_t pub = add_pub(88);
+  std::vector<stored_packet> batch;
+  for (int i = 0; i < 2'000; ++i) {
+    batch.push_back(stored(full_reading(pub, may_2019_us + i), pub));
+  }
+
+  constexpr int writers = 3;
+  std::vector<write_result> results(writers);
+  std::vector<std::string> errors(writers);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      try {
+        packet_store store(conninfo_);
+        results[w] = store.write(batch);
+      } catch (const std::exception& e) {
+        errors[w] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+
+  std::size_t inserted = 0;
+  std::size_t duplicates = 0;
+  for (int w = 0; w < writers; ++w) {
+    EXPECT_EQ(errors[w], "");
+    inserted += results[w].packets;
+    duplicates += results[w].duplicates;
+  }
+  EXPECT_EQ(inserted, batch.size());
+  EXPECT_EQ(duplicates, batch.size() * (writers - 1));
+  EXPECT_EQ(count("packet"), static_cast<long>(batch.size()));
 }
 
 TEST_F(PacketStore, FindsPubByPubIdAndByHash) {
@@ -255,8 +409,10 @@ TEST_F(PacketStore, WritesTenThousandRowBatch) {
     batch.push_back(i % 10 == 0 ? quarantined(r) : stored(r, pub));
   }
 
-  store_->write(batch);
+  const auto result = store_->write(batch);
 
+  EXPECT_EQ(result.packets, 9'000u);
+  EXPECT_EQ(result.quarantined, 1'000u);
   EXPECT_EQ(count("packet"), 9'000);
   EXPECT_EQ(count("quarantine"), 1'000);
   pqxx::nontransaction tx(*check_);

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <pqxx/connection>
+#include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
 #include <string>
@@ -165,7 +166,17 @@ TEST_F(Schema, CreatesIndexesAndForeignKeys) {
     }
     return false;
   };
-  EXPECT_TRUE(contains(index_definitions("packet"), "(pub_id, created_at)"));
+  const std::string reading_key =
+      " USING btree (pub_id, created_at, protected, voltage, frequency, current, active_power, "
+      "apparent_power, reactive_power, power_factor, imp_actv_enrg, exp_actv_enrg, "
+      "imp_rctv_enrg, exp_rctv_enrg, ttl_actv_enrg, ttl_rctv_enrg, latitude, longitude) "
+      "NULLS NOT DISTINCT";
+  EXPECT_TRUE(contains(index_definitions("packet"),
+                       "CREATE UNIQUE INDEX packet_reading_key ON public.packet" + reading_key));
+  EXPECT_TRUE(contains(index_definitions("quarantine"),
+                       "CREATE UNIQUE INDEX quarantine_reading_key ON public.quarantine" +
+                           reading_key));
+  EXPECT_FALSE(contains(index_definitions("packet"), "packet_pub_id_created_at_idx"));
   EXPECT_TRUE(contains(index_definitions("confo"), "(device_name, ssid, id)"));
   EXPECT_TRUE(contains(index_definitions("cconfo"), "(device_name, ssid, id)"));
   EXPECT_TRUE(contains(index_definitions("pub"), "UNIQUE INDEX pub_hash_key"));
@@ -175,6 +186,50 @@ TEST_F(Schema, CreatesIndexesAndForeignKeys) {
   EXPECT_EQ(count(foreign_keys + "'packet'::regclass"), 1);
   EXPECT_EQ(count(foreign_keys + "'quarantine'::regclass"), 0);
   EXPECT_EQ(count(foreign_keys + "'subpub'::regclass"), 2);
+}
+
+TEST_F(Schema, MigrateUpToStopsAtThatVersion) {
+  EXPECT_EQ(migrate(*conn_, 1), 1);
+  EXPECT_EQ(schema_version(*conn_), 1);
+  EXPECT_EQ(migrate(*conn_), latest_schema_version());
+}
+
+/// Rows a schema at version 1 accepted twice: the reading key of migration 2
+/// keeps the first of each, and only rows equal in every column, NULLs
+/// included, count as one.
+TEST_F(Schema, ReadingKeyMigrationKeepsTheFirstOfEachDuplicate) {
+  ASSERT_EQ(migrate(*conn_, 1), 1);
+  {
+    pqxx::nontransaction tx(*conn_);
+    tx.exec0("INSERT INTO pub (pub_id, hash) VALUES (1, 1), (2, 2)");
+    for (const char* table : {"packet", "quarantine"}) {
+      const std::string insert = std::string("INSERT INTO ") + table +
+                                 " (pub_id, created_at, protected, voltage, frequency, latitude) "
+                                 "VALUES ";
+      tx.exec0(insert +
+               "(1, '2019-05-18 00:00:00+00', true, 230.5, NULL, 12.5), "   // kept
+               "(1, '2019-05-18 00:00:00+00', true, 230.5, NULL, 12.5), "   // duplicate
+               "(1, '2019-05-18 00:00:00+00', true, 230.5, 50, 12.5), "     // kept: frequency
+               "(1, '2019-05-18 00:00:00+00', false, 230.5, NULL, 12.5), "  // kept: protected
+               "(1, '2019-05-18 00:00:00.000001+00', true, 230.5, NULL, 12.5), "  // kept: time
+               "(2, '2019-05-18 00:00:00+00', true, 230.5, NULL, 12.5), "   // kept: pub
+               "(1, '2019-05-18 00:00:00+00', true, 230.5, NULL, 12.5), "   // duplicate
+               "(2, '2019-05-18 00:00:00+00', true, NULL, NULL, NULL), "    // kept
+               "(2, '2019-05-18 00:00:00+00', true, NULL, NULL, NULL)");    // duplicate
+    }
+  }
+
+  EXPECT_EQ(migrate(*conn_), latest_schema_version());
+
+  for (const std::string table : {"packet", "quarantine"}) {
+    pqxx::nontransaction tx(*conn_);
+    const auto ids = tx.exec("SELECT string_agg(id::text, ',' ORDER BY id) FROM " + table);
+    EXPECT_EQ(ids[0][0].as<std::string>(), "1,3,4,5,6,8") << table;
+  }
+  pqxx::nontransaction tx(*conn_);
+  EXPECT_THROW(tx.exec0("INSERT INTO packet (pub_id, created_at, protected) "
+                        "VALUES (2, '2019-05-18 00:00:00+00', true)"),
+               pqxx::unique_violation);
 }
 
 TEST_F(Schema, ConcurrentMigrationsApplyEachVersionOnce) {
