@@ -5,7 +5,11 @@
 //          before the clock starts), the ceiling the daemon is compared to;
 //   store: storage::packet_store::write, the writers' own path (COPY into a
 //          staging table, then INSERT ... ON CONFLICT DO NOTHING against the
-//          reading key), formatting included.
+//          reading key), formatting included;
+//   dup:   packet_store::write where every batch ends with a repeat of its
+//          first packet, which the writers' fast path refuses: the cost of
+//          a batch holding a duplicate (a retry after a commit of unknown
+//          outcome, a spool re-delivery).
 // The two paths write different times, so neither sees the other's rows as
 // duplicates.
 
@@ -36,7 +40,7 @@ struct options {
   long rows = 200000;
   int batch = 1000;
   int writers = 1;
-  std::string path = "both";
+  std::string path = "both";  // copy and store
   bool keep = false;
   bool json = false;
 };
@@ -89,14 +93,20 @@ void append_copy_line(std::string& out, const protocol::reading& r) {
   out += buf;
 }
 
-/// The rows [first, first + count) in batches of `batch`.
+/// The rows [first, first + count) in batches of `batch`; with `repeat`,
+/// the last row of each batch repeats its first.
 std::vector<std::vector<storage::stored_packet>> make_batches(const std::vector<int>& pubs,
-                                                              long first, long count, int batch) {
+                                                              long first, long count, int batch,
+                                                              bool repeat) {
   std::vector<std::vector<storage::stored_packet>> out;
   for (long n = first; n < first + count; ++n) {
     if ((n - first) % batch == 0) {
       out.emplace_back();
       out.back().reserve(static_cast<std::size_t>(batch));
+    }
+    if (repeat && (n - first) % batch == batch - 1 && batch > 1) {
+      out.back().push_back(out.back().front());
+      continue;
     }
     const int pub = pubs[static_cast<std::size_t>(n) % pubs.size()];
     out.back().push_back(storage::stored_packet{make_reading(pub, n), pub, false});
@@ -141,7 +151,8 @@ measurement run_path(const options& o, const std::string& path, const std::vecto
   std::vector<std::vector<std::vector<storage::stored_packet>>> batches;
   std::vector<std::vector<std::string>> texts;
   for (int w = 0; w < o.writers; ++w) {
-    batches.push_back(make_batches(pubs, first + w * per_writer, per_writer, o.batch));
+    batches.push_back(
+        make_batches(pubs, first + w * per_writer, per_writer, o.batch, path == "dup"));
     if (path == "copy") {
       texts.emplace_back();
       for (const auto& b : batches.back()) {
@@ -198,10 +209,9 @@ int run(const options& o) {
     const auto m = run_path(o, paths[i], pubs, static_cast<long>(i) * o.rows);
     results[paths[i]] = {{"rows", m.rows}, {"seconds", m.seconds}, {"rows_per_s", m.rate()}};
     if (!o.json) {
-      std::printf("%s ceiling: %ld rows in %.2f s by %d writer(s), %d rows per commit: "
+      std::printf("%-5s ceiling: %ld rows in %.2f s by %d writer(s), %d rows per commit: "
                   "%.0f rows/s\n",
-                  paths[i] == "copy" ? "copy " : "store", m.rows, m.seconds, o.writers, o.batch,
-                  m.rate());
+                  paths[i].c_str(), m.rows, m.seconds, o.writers, o.batch, m.rate());
     }
   }
 
@@ -233,9 +243,11 @@ int main(int argc, char** argv) {
       CLI::PositiveNumber);
   app.add_option("--writers", o.writers, "Concurrent connections")->capture_default_str()->check(
       CLI::Range(1, 64));
-  app.add_option("--path", o.path, "copy (plain COPY), store (packet_store::write) or both")
+  app.add_option("--path", o.path,
+                 "copy (plain COPY), store (packet_store::write), both (copy, then store), "
+                 "dup (store, each batch holding one duplicate)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"copy", "store", "both"}));
+      ->check(CLI::IsMember({"copy", "store", "both", "dup"}));
   app.add_flag("--keep", o.keep, "Keep the rows written (they are deleted by default)");
   app.add_flag("--json", o.json, "Print the results as one JSON object");
   CLI11_PARSE(app, argc, argv);

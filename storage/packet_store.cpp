@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <pqxx/connection>
+#include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/tablewriter>
 #include <pqxx/transaction>
@@ -45,12 +46,23 @@ const std::vector<std::string>& reading_columns() {
   return columns;
 }
 
-/// Columns of the staging table, in the order append_row() writes them:
+/// Columns of the staging table, in the order append_staging_row() writes them:
 /// `seq` keeps the batch's order in the ids, `device_id` is what the device
 /// sent, `pub_id` the resolved pub (NULL for packets meant for quarantine).
 const std::vector<std::string>& staging_columns() {
   static const std::vector<std::string> columns = [] {
     std::vector<std::string> c{"seq", "device_id", "pub_id"};
+    const auto& readings = reading_columns();
+    c.insert(c.end(), readings.begin(), readings.end());
+    return c;
+  }();
+  return columns;
+}
+
+/// Columns of `packet` and `quarantine` that write() fills.
+const std::vector<std::string>& table_columns() {
+  static const std::vector<std::string> columns = [] {
+    std::vector<std::string> c{"pub_id"};
     const auto& readings = reading_columns();
     c.insert(c.end(), readings.begin(), readings.end());
     return c;
@@ -185,18 +197,9 @@ void append_timestamp(std::string& out, std::int64_t us) {
   out += "+00";
 }
 
-/// One line of COPY text format in the order of staging_columns().
-void append_row(std::string& out, std::size_t seq, const stored_packet& p) {
-  const reading& r = p.value;
-  append_number(out, seq);
-  out += '\t';
-  append_number(out, r.id);
-  out += '\t';
-  if (p.quarantined) {
-    out += "\\N";
-  } else {
-    append_number(out, p.pub_id);
-  }
+/// created_at and the readings as COPY text, tab-led, in the order of
+/// reading_columns(), ending the line.
+void append_readings(std::string& out, const reading& r) {
   out += '\t';
   append_timestamp(out, r.created_at_us);
   for (std::size_t i = 0; i < reading_count; ++i) {
@@ -225,13 +228,37 @@ void append_row(std::string& out, std::size_t seq, const stored_packet& p) {
   out += '\n';
 }
 
+/// One line of COPY text in the order of table_columns(): `packet` or
+/// `quarantine` directly.
+void append_table_row(std::string& out, std::int32_t pub_id, const reading& r) {
+  append_number(out, pub_id);
+  append_readings(out, r);
+}
+
+/// One line of COPY text in the order of staging_columns().
+void append_staging_row(std::string& out, std::size_t seq, const stored_packet& p) {
+  append_number(out, seq);
+  out += '\t';
+  append_number(out, p.value.id);
+  out += '\t';
+  if (p.quarantined) {
+    out += "\\N";
+  } else {
+    append_number(out, p.pub_id);
+  }
+  append_readings(out, p.value);
+}
+
 /// Sends all rows with one COPY and a single libpqxx call: 6.4's
 /// write_raw_line hands the whole buffer to one PQputCopyData, and COPY
 /// does not care where the protocol's data messages split lines. stream_to
 /// in 6.4 has no public raw-line entry, and its per-field conversion and
 /// escaping costs more than formatting the text here.
-void copy_rows(pqxx::work& tx, const char* table, const std::string& rows) {
-  const auto& columns = staging_columns();
+void copy_rows(pqxx::work& tx, const char* table, const std::vector<std::string>& columns,
+               const std::string& rows) {
+  if (rows.empty()) {
+    return;
+  }
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   pqxx::tablewriter writer(tx, table, columns.begin(), columns.end());
@@ -265,25 +292,62 @@ void packet_store::prepare_staging() {
 }
 
 write_result packet_store::write(const std::vector<stored_packet>& batch) {
-  write_result result;
   if (batch.empty()) {
-    return result;
+    return {};
   }
+  if (auto result = write_direct(batch)) {
+    return *result;
+  }
+  return write_staged(batch);
+}
+
+std::optional<write_result> packet_store::write_direct(const std::vector<stored_packet>& batch) {
+  packet_rows_.clear();
+  quarantine_rows_.clear();
+  packet_rows_.reserve(batch.size() * row_size_estimate);
+  write_result result;
+  for (const auto& p : batch) {
+    if (p.quarantined) {
+      append_table_row(quarantine_rows_, p.value.id, p.value);
+      ++result.quarantined;
+    } else {
+      append_table_row(packet_rows_, p.pub_id, p.value);
+      ++result.packets;
+    }
+  }
+
+  // COPY inserts several rows per heap and WAL operation, which INSERT ...
+  // SELECT cannot; the staging path costs about half again as much, so it
+  // is kept for the batches that need it (bench/copy_ceiling.cpp).
+  try {
+    pqxx::work tx(*conn_);
+    copy_rows(tx, "packet", table_columns(), packet_rows_);
+    copy_rows(tx, "quarantine", table_columns(), quarantine_rows_);
+    tx.commit();
+  } catch (const pqxx::unique_violation&) {
+    return std::nullopt;
+  } catch (const pqxx::foreign_key_violation&) {
+    return std::nullopt;
+  }
+  return result;
+}
+
+write_result packet_store::write_staged(const std::vector<stored_packet>& batch) {
   if (!staging_ready_) {
     prepare_staging();
   }
-
-  rows_.clear();
-  rows_.reserve(batch.size() * row_size_estimate);
+  packet_rows_.clear();
+  packet_rows_.reserve(batch.size() * row_size_estimate);
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    append_row(rows_, i, batch[i]);
+    append_staging_row(packet_rows_, i, batch[i]);
   }
 
   pqxx::work tx(*conn_);
-  copy_rows(tx, staging_table, rows_);
+  copy_rows(tx, staging_table, staging_columns(), packet_rows_);
   const auto counts = tx.exec_prepared1(move_staged);
   tx.commit();
 
+  write_result result;
   result.packets = counts[0].as<std::size_t>();
   result.quarantined = counts[1].as<std::size_t>();
   result.vanished_pub = counts[2].as<std::size_t>();

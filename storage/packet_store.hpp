@@ -59,15 +59,19 @@ class packet_store {
   packet_store(const packet_store&) = delete;
   packet_store& operator=(const packet_store&) = delete;
 
-  /// Stores the batch exactly once, in one transaction: COPY into a staging
-  /// table of this connection, then one statement inserts into `packet` and
-  /// `quarantine` what their unique keys (migration 0002) do not already
-  /// hold. A packet marked for `packet` whose pub_id has no row in `pub`
-  /// goes to `quarantine` under `value.id`. When it returns, every packet of
-  /// the batch is durable. Throws libpqxx's exceptions; after a throw
-  /// nothing of the batch was committed unless the exception is
-  /// pqxx::in_doubt_error. Either way the batch may be written again, on
-  /// this or a new store: what was committed counts as duplicates.
+  /// Stores the batch exactly once. The fast path COPYs it straight into
+  /// `packet` and `quarantine` in one transaction. When that fails on a
+  /// unique key of migration 0002 (a packet already stored, or repeated in
+  /// the batch) or on the foreign key (a pub deleted after its lookup), it
+  /// is rolled back and the batch is written again through this
+  /// connection's staging table: COPY there, then one statement inserts
+  /// what the keys do not already hold (ON CONFLICT DO NOTHING) and sends
+  /// packets whose pub_id has no row in `pub` to `quarantine` under
+  /// `value.id`. When it returns, every packet of the batch is durable.
+  /// Throws libpqxx's exceptions; after a throw nothing of the batch was
+  /// committed unless the exception is pqxx::in_doubt_error. Either way the
+  /// batch may be written again, on this or a new store: what was committed
+  /// counts as duplicates.
   write_result write(const std::vector<stored_packet>& batch);
 
   /// Looks up the pub a device id names: its pub_id, or nothing when no row
@@ -82,10 +86,17 @@ class packet_store {
   /// its rows; once, before the first write.
   void prepare_staging();
 
+  /// The fast path: nothing when a key refused the batch (rolled back).
+  std::optional<write_result> write_direct(const std::vector<stored_packet>& batch);
+
+  /// The path that reconciles a batch with what the tables already hold.
+  write_result write_staged(const std::vector<stored_packet>& batch);
+
   std::unique_ptr<pqxx::connection> conn_;
   bool staging_ready_ = false;
-  // COPY text of the batch being written, kept to reuse its capacity.
-  std::string rows_;
+  // COPY text of the batch being written, kept to reuse their capacity.
+  std::string packet_rows_;
+  std::string quarantine_rows_;
 };
 
 }  // namespace locomov::storage

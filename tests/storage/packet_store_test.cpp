@@ -283,6 +283,22 @@ TEST_F(PacketStore, SameBatchWrittenTwiceStoresOneRowPerPacket) {
   EXPECT_EQ(count("quarantine"), 1);
 }
 
+TEST_F(PacketStore, BatchMixingStoredAndNewPacketsStoresTheNewInOrder) {
+  const std::int32_t pub = add_pub(89);
+  const reading first = full_reading(pub, may_2019_us);
+  const reading second = full_reading(pub, may_2019_us + 1);
+  const reading third = full_reading(pub, may_2019_us + 2);
+  const reading fourth = full_reading(pub, may_2019_us + 3);
+  store_->write({stored(second, pub)});
+
+  const auto result = store_->write(
+      {stored(first, pub), stored(second, pub), stored(third, pub), stored(fourth, pub)});
+
+  EXPECT_EQ(result.packets, 3u);
+  EXPECT_EQ(result.duplicates, 1u);
+  EXPECT_EQ(read_back("packet"), (std::vector<reading>{second, first, third, fourth}));
+}
+
 TEST_F(PacketStore, DuplicatesInsideOneBatchCollapseToOne) {
   const std::int32_t pub = add_pub(84);
   const reading r = full_reading(pub, may_2019_us);
