@@ -1,6 +1,10 @@
 #include "storage/packet_store.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cassert>
+#include <cerrno>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
@@ -9,6 +13,10 @@
 #include <pqxx/nontransaction>
 #include <pqxx/tablewriter>
 #include <pqxx/transaction>
+#include <system_error>
+
+#include "storage/conninfo.hpp"
+#include "storage/deadline_watchdog.hpp"
 
 namespace locomov::storage {
 
@@ -23,6 +31,15 @@ constexpr const char* find_by_pub_id = "locomov_find_pub_by_pub_id";
 constexpr const char* find_by_hash = "locomov_find_pub_by_hash";
 constexpr const char* staging_table = "locomov_staging";
 constexpr const char* move_staged = "locomov_move_staged";
+
+/// How often a server session checks, while a statement runs, that its
+/// client is still there (PostgreSQL 14+).
+constexpr std::chrono::milliseconds client_check_interval{std::chrono::seconds(5)};
+
+std::string timeout_message(std::chrono::milliseconds timeout) {
+  return "no answer from the database within " + std::to_string(timeout.count()) +
+         " ms, connection shut down";
+}
 
 /// Rough COPY text length of one row, to size the buffer once per batch.
 constexpr std::size_t row_size_estimate = 256;
@@ -269,20 +286,62 @@ void copy_rows(pqxx::work& tx, const char* table, const std::vector<std::string>
 
 }  // namespace
 
-packet_store::packet_store(const std::string& conninfo)
-    : conn_(std::make_unique<pqxx::connection>(conninfo)) {
+template <typename Call>
+auto packet_store::with_deadline(Call&& call) {
+  const deadline_watchdog::watch watch(deadline_watchdog::shared(), watch_fd_,
+                                       deadline_watchdog::clock::now() + timeout_);
+  try {
+    return call();
+  } catch (const pqxx::in_doubt_error&) {
+    if (watch.fired()) {
+      throw pqxx::in_doubt_error(timeout_message(timeout_) + " while committing");
+    }
+    throw;
+  } catch (const std::exception&) {
+    if (watch.fired()) {
+      throw pqxx::broken_connection(timeout_message(timeout_));
+    }
+    throw;
+  }
+}
+
+packet_store::packet_store(const std::string& conninfo, std::chrono::milliseconds timeout)
+    : timeout_(timeout),
+      conn_(std::make_unique<pqxx::connection>(conninfo_with_timeouts(conninfo, timeout))) {
   // libpqxx 6.4 would silently reconnect a broken connection at the next
-  // transaction, without the staging table; a broken store must stay broken
-  // so that its owner replaces it.
+  // transaction, on a new socket and without the staging table; a broken
+  // store must stay broken so that its owner replaces it.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   conn_->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
+  watch_fd_ = ::fcntl(conn_->sock(), F_DUPFD_CLOEXEC, 0);
+  if (watch_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "dup of the database socket");
+  }
   conn_->prepare(find_by_pub_id, "SELECT pub_id FROM pub WHERE pub_id = $1");
   conn_->prepare(find_by_hash, "SELECT pub_id FROM pub WHERE hash = $1");
+
+  // A server session waiting on a lock for a client the watchdog cut off
+  // would otherwise wait, and then run its insert, for nobody; with this
+  // it notices the closed socket and rolls back.
+  try {
+    with_deadline([&] {
+      pqxx::nontransaction tx(*conn_);
+      tx.exec0(std::string("SET client_connection_check_interval = ") +
+               std::to_string(client_check_interval.count()));
+    });
+  } catch (...) {
+    ::close(watch_fd_);
+    throw;
+  }
 }
 
-packet_store::~packet_store() = default;
+packet_store::~packet_store() {
+  if (watch_fd_ >= 0) {
+    ::close(watch_fd_);
+  }
+}
 
 void packet_store::prepare_staging() {
   pqxx::nontransaction tx(*conn_);
@@ -295,10 +354,12 @@ write_result packet_store::write(const std::vector<stored_packet>& batch) {
   if (batch.empty()) {
     return {};
   }
-  if (auto result = write_direct(batch)) {
-    return *result;
-  }
-  return write_staged(batch);
+  return with_deadline([&] {
+    if (auto result = write_direct(batch)) {
+      return *result;
+    }
+    return write_staged(batch);
+  });
 }
 
 std::optional<write_result> packet_store::write_direct(const std::vector<stored_packet>& batch) {
@@ -357,16 +418,23 @@ write_result packet_store::write_staged(const std::vector<stored_packet>& batch)
 }
 
 std::optional<std::int32_t> packet_store::find_pub(pub_key key, std::int32_t id) {
-  pqxx::nontransaction tx(*conn_);
-  const auto rows = tx.exec_prepared(key == pub_key::hash ? find_by_hash : find_by_pub_id, id);
-  if (rows.empty()) {
-    return std::nullopt;
-  }
-  return rows[0][0].as<std::int32_t>();
+  return with_deadline([&]() -> std::optional<std::int32_t> {
+    pqxx::nontransaction tx(*conn_);
+    const auto rows =
+        tx.exec_prepared(key == pub_key::hash ? find_by_hash : find_by_pub_id, id);
+    if (rows.empty()) {
+      return std::nullopt;
+    }
+    return rows[0][0].as<std::int32_t>();
+  });
 }
 
 bool packet_store::connected() const {
   return conn_ && conn_->is_open();
+}
+
+int packet_store::backend_pid() const {
+  return conn_ ? conn_->backendpid() : 0;
 }
 
 }  // namespace locomov::storage

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -50,10 +51,20 @@ struct write_result {
 
 /// A database connection used by one writer actor (one thread). Not
 /// thread-safe; libpqxx connections never are.
+///
+/// Every database call gives up after the store's timeout, on TCP and on
+/// unix sockets alike (deadline_watchdog): it then throws
+/// pqxx::broken_connection (pqxx::in_doubt_error when it was committing),
+/// both retried by storage::classify, and the store is finished.
 class packet_store {
  public:
-  /// Connects; throws pqxx::broken_connection when the database is unreachable.
-  explicit packet_store(const std::string& conninfo);
+  static constexpr std::chrono::milliseconds default_timeout{std::chrono::seconds(30)};
+
+  /// Connects, giving up after `timeout` (libpq's connect_timeout, and for
+  /// TCP keepalives and tcp_user_timeout; see conninfo_with_timeouts);
+  /// throws pqxx::broken_connection when the database is unreachable.
+  explicit packet_store(const std::string& conninfo,
+                        std::chrono::milliseconds timeout = default_timeout);
   ~packet_store();
 
   packet_store(const packet_store&) = delete;
@@ -81,10 +92,18 @@ class packet_store {
   /// True while the underlying connection is open.
   bool connected() const;
 
+  /// The server process of this connection (pg_backend_pid()), for logs.
+  int backend_pid() const;
+
  private:
   /// Creates this connection's staging table and the statement that moves
   /// its rows; once, before the first write.
   void prepare_staging();
+
+  /// Runs `call` under the store's deadline (deadline_watchdog), turning
+  /// what a shut down socket throws into a message that says so.
+  template <typename Call>
+  auto with_deadline(Call&& call);
 
   /// The fast path: nothing when a key refused the batch (rolled back).
   std::optional<write_result> write_direct(const std::vector<stored_packet>& batch);
@@ -92,7 +111,10 @@ class packet_store {
   /// The path that reconciles a batch with what the tables already hold.
   write_result write_staged(const std::vector<stored_packet>& batch);
 
+  std::chrono::milliseconds timeout_;
   std::unique_ptr<pqxx::connection> conn_;
+  /// A dup() of the connection's socket, for the watchdog to shut down.
+  int watch_fd_ = -1;
   bool staging_ready_ = false;
   // COPY text of the batch being written, kept to reuse their capacity.
   std::string packet_rows_;
