@@ -363,27 +363,27 @@ write_result packet_store::write(const std::vector<stored_packet>& batch) {
 }
 
 std::optional<write_result> packet_store::write_direct(const std::vector<stored_packet>& batch) {
-  packet_rows_.clear();
-  quarantine_rows_.clear();
-  packet_rows_.reserve(batch.size() * row_size_estimate);
+  copy_text_.clear();
+  quarantine_text_.clear();
+  copy_text_.reserve(batch.size() * row_size_estimate);
   write_result result;
   for (const auto& p : batch) {
     if (p.quarantined) {
-      append_table_row(quarantine_rows_, p.value.id, p.value);
+      append_table_row(quarantine_text_, p.value.id, p.value);
       ++result.quarantined;
     } else {
-      append_table_row(packet_rows_, p.pub_id, p.value);
+      append_table_row(copy_text_, p.pub_id, p.value);
       ++result.packets;
     }
   }
 
   // COPY inserts several rows per heap and WAL operation, which INSERT ...
-  // SELECT cannot; the staging path costs about half again as much, so it
-  // is kept for the batches that need it (bench/copy_ceiling.cpp).
+  // SELECT cannot: the staging path reaches about 60 % of COPY's rows/s
+  // (bench/copy_ceiling.cpp), so it is kept for the batches that need it.
   try {
     pqxx::work tx(*conn_);
-    copy_rows(tx, "packet", table_columns(), packet_rows_);
-    copy_rows(tx, "quarantine", table_columns(), quarantine_rows_);
+    copy_rows(tx, "packet", table_columns(), copy_text_);
+    copy_rows(tx, "quarantine", table_columns(), quarantine_text_);
     tx.commit();
   } catch (const pqxx::unique_violation&) {
     return std::nullopt;
@@ -397,14 +397,14 @@ write_result packet_store::write_staged(const std::vector<stored_packet>& batch)
   if (!staging_ready_) {
     prepare_staging();
   }
-  packet_rows_.clear();
-  packet_rows_.reserve(batch.size() * row_size_estimate);
+  copy_text_.clear();
+  copy_text_.reserve(batch.size() * row_size_estimate);
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    append_staging_row(packet_rows_, i, batch[i]);
+    append_staging_row(copy_text_, i, batch[i]);
   }
 
   pqxx::work tx(*conn_);
-  copy_rows(tx, staging_table, staging_columns(), packet_rows_);
+  copy_rows(tx, staging_table, staging_columns(), copy_text_);
   const auto counts = tx.exec_prepared1(move_staged);
   tx.commit();
 

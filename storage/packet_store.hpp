@@ -97,7 +97,7 @@ class packet_store {
 
  private:
   /// Creates this connection's staging table and the statement that moves
-  /// its rows; once, before the first write.
+  /// its rows; once, before the first batch that takes the staging path.
   void prepare_staging();
 
   /// Runs `call` under the store's deadline (deadline_watchdog), turning
@@ -116,9 +116,10 @@ class packet_store {
   /// A dup() of the connection's socket, for the watchdog to shut down.
   int watch_fd_ = -1;
   bool staging_ready_ = false;
-  // COPY text of the batch being written, kept to reuse their capacity.
-  std::string packet_rows_;
-  std::string quarantine_rows_;
+  // COPY text of the batch being written, kept to reuse their capacity:
+  // the rows for `packet` (or the whole batch, staged), those for `quarantine`.
+  std::string copy_text_;
+  std::string quarantine_text_;
 };
 
 }  // namespace locomov::storage
