@@ -197,7 +197,7 @@ class record_reader {
       return "incomplete record header";
     }
     if (!load(offset, record_header_size)) {
-      return "short read";
+      return "file ended early";
     }
     const std::uint8_t* p = at(offset);
     const std::uint8_t* length_field = p;
@@ -210,7 +210,7 @@ class record_reader {
       return "record runs past the end of the file";
     }
     if (!load(offset, record_header_size + length)) {
-      return "short read";
+      return "file ended early";
     }
     length_field = at(offset);
     p = length_field + record_header_size;
@@ -247,7 +247,11 @@ class record_reader {
       if (n < 0 && errno == EINTR) {
         continue;
       }
-      if (n <= 0) {
+      if (n < 0) {
+        // A failing disk is no reason to cut records that may be intact.
+        throw_errno("read spool segment");
+      }
+      if (n == 0) {
         break;
       }
       got += static_cast<std::size_t>(n);

@@ -76,7 +76,8 @@ class spool {
   /// `max_rows` rows; at least one record (which may hold more rows) when
   /// any is there. Removes nothing: reading again returns the same rows. A
   /// record found corrupt here is cut with what follows it in its segment,
-  /// as at open, and logged.
+  /// as at open, and logged. Throws std::system_error when a segment cannot
+  /// be read.
   spool_batch read(std::size_t max_rows);
 
   /// Marks everything up to `mark` consumed, once the caller has committed

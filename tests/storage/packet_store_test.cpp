@@ -348,11 +348,22 @@ TEST_F(PacketStore, PacketsDifferingInOneReadingAreAllKept) {
   for (const auto& v : variants) {
     batch.push_back(stored(v, pub));
   }
+  // The base stored first makes the batch take the staging path, whose
+  // ON CONFLICT compares every column as the unique key does.
+  store_->write({stored(base, pub)});
   const auto result = store_->write(batch);
 
-  EXPECT_EQ(result.packets, variants.size());
-  EXPECT_EQ(result.duplicates, 0u);
+  EXPECT_EQ(result.packets, variants.size() - 1);
+  EXPECT_EQ(result.duplicates, 1u);
   EXPECT_EQ(read_back("packet"), variants);
+
+  // The same variants into an empty quarantine take the plain COPY path.
+  std::vector<stored_packet> unknown;
+  for (const auto& v : variants) {
+    unknown.push_back(quarantined(v));
+  }
+  EXPECT_EQ(store_->write(unknown).quarantined, variants.size());
+  EXPECT_EQ(read_back("quarantine"), variants);
 }
 
 TEST_F(PacketStore, SameReadingFromTwoPubsIsKeptForEach) {
