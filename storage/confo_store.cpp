@@ -2,6 +2,8 @@
 
 #include <pqxx/pqxx>
 
+#include "storage/guarded_connection.hpp"
+
 #include <cstdio>
 #include <stdexcept>
 
@@ -76,40 +78,10 @@ std::int32_t insert_pub(pqxx::work& tx, const protocol::confo& c) {
   throw std::runtime_error("no free pub_id after moving the sequence");
 }
 
-}  // namespace
-
-const char* branch_name(confo_branch branch) {
-  switch (branch) {
-    case confo_branch::sub_pub_own:
-      return "sub_pub_own";
-    case confo_branch::sub_pub_conflict:
-      return "sub_pub_conflict";
-    case confo_branch::sub_pub_claimed:
-      return "sub_pub_claimed";
-    case confo_branch::sub_new_pub:
-      return "sub_new_pub";
-    case confo_branch::sub_no_hash:
-      return "sub_no_hash";
-    case confo_branch::csub_pub:
-      return "csub_pub";
-    case confo_branch::csub_no_pub:
-      return "csub_no_pub";
-  }
-  return "unknown";
-}
-
-confo_store::confo_store(const std::string& conninfo)
-    : conn_(std::make_unique<pqxx::connection>(conninfo)) {
-  prepare_statements(*conn_);
-}
-
-confo_store::~confo_store() = default;
-
-bool confo_store::connected() const { return conn_ && conn_->is_open(); }
-
-confo_decision confo_store::decide(const protocol::confo& c) {
+/// The tree of issue 3 in one transaction, committed.
+confo_decision decide_in(pqxx::connection& conn, const protocol::confo& c) {
   confo_decision d;
-  pqxx::work tx{*conn_};
+  pqxx::work tx{conn};
   if (!c.email.empty()) {
     tx.exec_prepared("confo_lock_text", lock_email, c.email);
   }
@@ -166,14 +138,54 @@ confo_decision confo_store::decide(const protocol::confo& c) {
   return d;
 }
 
+}  // namespace
+
+const char* branch_name(confo_branch branch) {
+  switch (branch) {
+    case confo_branch::sub_pub_own:
+      return "sub_pub_own";
+    case confo_branch::sub_pub_conflict:
+      return "sub_pub_conflict";
+    case confo_branch::sub_pub_claimed:
+      return "sub_pub_claimed";
+    case confo_branch::sub_new_pub:
+      return "sub_new_pub";
+    case confo_branch::sub_no_hash:
+      return "sub_no_hash";
+    case confo_branch::csub_pub:
+      return "csub_pub";
+    case confo_branch::csub_no_pub:
+      return "csub_no_pub";
+  }
+  return "unknown";
+}
+
+confo_store::confo_store(const std::string& conninfo, std::chrono::milliseconds timeout)
+    : conn_(std::make_unique<guarded_connection>(conninfo, timeout)) {
+  prepare_statements(conn_->get());
+}
+
+confo_store::~confo_store() = default;
+
+bool confo_store::connected() const { return conn_->is_open(); }
+
+confo_decision confo_store::decide(const protocol::confo& c) {
+  confo_decision d;
+  conn_->run([&] { d = decide_in(conn_->get(), c); });
+  return d;
+}
+
 std::optional<std::int32_t> confo_store::last_hash(const std::string& device_name,
                                                    const std::string& ssid) {
-  pqxx::read_transaction tx{*conn_};
-  const auto r = tx.exec_prepared("confo_last_hash", device_name, ssid);
-  if (r.empty() || r[0][0].is_null()) {
-    return std::nullopt;
-  }
-  return r[0][0].as<std::int32_t>();
+  std::optional<std::int32_t> hash;
+  conn_->run([&] {
+    pqxx::read_transaction tx{conn_->get()};
+    const auto r = tx.exec_prepared("confo_last_hash", device_name, ssid);
+    if (!r.empty() && !r[0][0].is_null()) {
+      hash = r[0][0].as<std::int32_t>();
+    }
+  });
+  return hash;
 }
 
 }  // namespace locomov::storage

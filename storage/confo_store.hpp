@@ -1,14 +1,16 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "protocol/confo.hpp"
-#include "storage/packet_store.hpp"  // pqxx::connection forward declaration
 
 namespace locomov::storage {
+
+class guarded_connection;
 
 /// The leaf of the confo-arbiter's decision tree a confo reached.
 enum class confo_branch {
@@ -38,8 +40,11 @@ struct confo_decision {
 /// query actor (lookups); one thread at a time, as any libpqxx connection.
 class confo_store {
  public:
-  /// Connects; throws pqxx::broken_connection when the database is unreachable.
-  explicit confo_store(const std::string& conninfo);
+  /// Connects; throws pqxx::broken_connection when the database is
+  /// unreachable. Every call gives up after `timeout` (guarded_connection)
+  /// and then throws pqxx::broken_connection or pqxx::in_doubt_error.
+  explicit confo_store(const std::string& conninfo,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
   ~confo_store();
 
   /// Decides the confo by the tree of issue 3 in one transaction and commits.
@@ -57,7 +62,7 @@ class confo_store {
   bool connected() const;
 
  private:
-  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<guarded_connection> conn_;
 };
 
 }  // namespace locomov::storage

@@ -1,10 +1,6 @@
 #include "storage/packet_store.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cassert>
-#include <cerrno>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
@@ -13,10 +9,8 @@
 #include <pqxx/nontransaction>
 #include <pqxx/tablewriter>
 #include <pqxx/transaction>
-#include <system_error>
 
-#include "storage/conninfo.hpp"
-#include "storage/deadline_watchdog.hpp"
+#include "storage/guarded_connection.hpp"
 
 namespace locomov::storage {
 
@@ -31,15 +25,6 @@ constexpr const char* find_by_pub_id = "locomov_find_pub_by_pub_id";
 constexpr const char* find_by_hash = "locomov_find_pub_by_hash";
 constexpr const char* staging_table = "locomov_staging";
 constexpr const char* move_staged = "locomov_move_staged";
-
-/// How often a server session checks, while a statement runs, that its
-/// client is still there (PostgreSQL 14+).
-constexpr std::chrono::milliseconds client_check_interval{std::chrono::seconds(5)};
-
-std::string timeout_message(std::chrono::milliseconds timeout) {
-  return "no answer from the database within " + std::to_string(timeout.count()) +
-         " ms, connection shut down";
-}
 
 /// Rough COPY text length of one row, to size the buffer once per batch.
 constexpr std::size_t row_size_estimate = 256;
@@ -286,67 +271,18 @@ void copy_rows(pqxx::work& tx, const char* table, const std::vector<std::string>
 
 }  // namespace
 
-template <typename Call>
-auto packet_store::with_deadline(Call&& call) {
-  const deadline_watchdog::watch watch(deadline_watchdog::shared(), watch_fd_,
-                                       deadline_watchdog::clock::now() + timeout_);
-  try {
-    return call();
-  } catch (const pqxx::in_doubt_error&) {
-    if (watch.fired()) {
-      throw pqxx::in_doubt_error(timeout_message(timeout_) + " while committing");
-    }
-    throw;
-  } catch (const std::exception&) {
-    if (watch.fired()) {
-      throw pqxx::broken_connection(timeout_message(timeout_));
-    }
-    throw;
-  }
-}
-
 packet_store::packet_store(const std::string& conninfo, std::chrono::milliseconds timeout)
-    : timeout_(timeout),
-      conn_(std::make_unique<pqxx::connection>(conninfo_with_timeouts(conninfo, timeout))) {
-  // libpqxx 6.4 would silently reconnect a broken connection at the next
-  // transaction, on a new socket and without the staging table; a broken
-  // store must stay broken so that its owner replaces it.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  conn_->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
-  watch_fd_ = ::fcntl(conn_->sock(), F_DUPFD_CLOEXEC, 0);
-  if (watch_fd_ < 0) {
-    throw std::system_error(errno, std::generic_category(), "dup of the database socket");
-  }
-  conn_->prepare(find_by_pub_id, "SELECT pub_id FROM pub WHERE pub_id = $1");
-  conn_->prepare(find_by_hash, "SELECT pub_id FROM pub WHERE hash = $1");
-
-  // A server session waiting on a lock for a client the watchdog cut off
-  // would otherwise wait, and then run its insert, for nobody; with this
-  // it notices the closed socket and rolls back.
-  try {
-    with_deadline([&] {
-      pqxx::nontransaction tx(*conn_);
-      tx.exec0(std::string("SET client_connection_check_interval = ") +
-               std::to_string(client_check_interval.count()));
-    });
-  } catch (...) {
-    ::close(watch_fd_);
-    throw;
-  }
+    : conn_(std::make_unique<guarded_connection>(conninfo, timeout)) {
+  conn_->get().prepare(find_by_pub_id, "SELECT pub_id FROM pub WHERE pub_id = $1");
+  conn_->get().prepare(find_by_hash, "SELECT pub_id FROM pub WHERE hash = $1");
 }
 
-packet_store::~packet_store() {
-  if (watch_fd_ >= 0) {
-    ::close(watch_fd_);
-  }
-}
+packet_store::~packet_store() = default;
 
 void packet_store::prepare_staging() {
-  pqxx::nontransaction tx(*conn_);
+  pqxx::nontransaction tx(conn_->get());
   tx.exec0(create_staging_sql());
-  conn_->prepare(move_staged, move_staged_sql());
+  conn_->get().prepare(move_staged, move_staged_sql());
   staging_ready_ = true;
 }
 
@@ -354,12 +290,12 @@ write_result packet_store::write(const std::vector<stored_packet>& batch) {
   if (batch.empty()) {
     return {};
   }
-  return with_deadline([&] {
-    if (auto result = write_direct(batch)) {
-      return *result;
-    }
-    return write_staged(batch);
+  write_result result;
+  conn_->run([&] {
+    auto direct = write_direct(batch);
+    result = direct ? *direct : write_staged(batch);
   });
+  return result;
 }
 
 std::optional<write_result> packet_store::write_direct(const std::vector<stored_packet>& batch) {
@@ -381,7 +317,7 @@ std::optional<write_result> packet_store::write_direct(const std::vector<stored_
   // SELECT cannot: the staging path reaches about 60 % of COPY's rows/s
   // (bench/copy_ceiling.cpp), so it is kept for the batches that need it.
   try {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(conn_->get());
     copy_rows(tx, "packet", table_columns(), copy_text_);
     copy_rows(tx, "quarantine", table_columns(), quarantine_text_);
     tx.commit();
@@ -403,7 +339,7 @@ write_result packet_store::write_staged(const std::vector<stored_packet>& batch)
     append_staging_row(copy_text_, i, batch[i]);
   }
 
-  pqxx::work tx(*conn_);
+  pqxx::work tx(conn_->get());
   copy_rows(tx, staging_table, staging_columns(), copy_text_);
   const auto counts = tx.exec_prepared1(move_staged);
   tx.commit();
@@ -418,23 +354,20 @@ write_result packet_store::write_staged(const std::vector<stored_packet>& batch)
 }
 
 std::optional<std::int32_t> packet_store::find_pub(pub_key key, std::int32_t id) {
-  return with_deadline([&]() -> std::optional<std::int32_t> {
-    pqxx::nontransaction tx(*conn_);
+  std::optional<std::int32_t> found;
+  conn_->run([&] {
+    pqxx::nontransaction tx(conn_->get());
     const auto rows =
         tx.exec_prepared(key == pub_key::hash ? find_by_hash : find_by_pub_id, id);
-    if (rows.empty()) {
-      return std::nullopt;
+    if (!rows.empty()) {
+      found = rows[0][0].as<std::int32_t>();
     }
-    return rows[0][0].as<std::int32_t>();
   });
+  return found;
 }
 
-bool packet_store::connected() const {
-  return conn_ && conn_->is_open();
-}
+bool packet_store::connected() const { return conn_->is_open(); }
 
-int packet_store::backend_pid() const {
-  return conn_ ? conn_->backendpid() : 0;
-}
+int packet_store::backend_pid() const { return conn_->backend_pid(); }
 
 }  // namespace locomov::storage

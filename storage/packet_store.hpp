@@ -9,17 +9,12 @@
 #include <vector>
 
 #include "protocol/reading.hpp"
+#include "storage/pqxx_fwd.hpp"
 
-// libpqxx 6.4 spells pqxx::connection as an alias of a template, so a plain
-// `class connection;` would clash with <pqxx/connection>.
-namespace pqxx {
-class connect_direct;
-template <typename CONNECTPOLICY>
-class basic_connection_base;
-using connection = basic_connection_base<connect_direct>;
-}  // namespace pqxx
 
 namespace locomov::storage {
+
+class guarded_connection;
 
 /// Which column of `pub` the `id` of a packet names.
 enum class pub_key {
@@ -100,21 +95,13 @@ class packet_store {
   /// its rows; once, before the first batch that takes the staging path.
   void prepare_staging();
 
-  /// Runs `call` under the store's deadline (deadline_watchdog), turning
-  /// what a shut down socket throws into a message that says so.
-  template <typename Call>
-  auto with_deadline(Call&& call);
-
   /// The fast path: nothing when a key refused the batch (rolled back).
   std::optional<write_result> write_direct(const std::vector<stored_packet>& batch);
 
   /// The path that reconciles a batch with what the tables already hold.
   write_result write_staged(const std::vector<stored_packet>& batch);
 
-  std::chrono::milliseconds timeout_;
-  std::unique_ptr<pqxx::connection> conn_;
-  /// A dup() of the connection's socket, for the watchdog to shut down.
-  int watch_fd_ = -1;
+  std::unique_ptr<guarded_connection> conn_;
   bool staging_ready_ = false;
   // COPY text of the batch being written, kept to reuse their capacity:
   // the rows for `packet` (or the whole batch, staged), those for `quarantine`.
