@@ -26,10 +26,10 @@ struct arbiter_state {
 };
 
 storage::confo_store& connected(std::unique_ptr<storage::confo_store>& store,
-                                const std::string& conninfo) {
+                                const confo_settings& settings) {
   if (!store || !store->connected()) {
     store.reset();
-    store = std::make_unique<storage::confo_store>(conninfo);
+    store = std::make_unique<storage::confo_store>(settings.conninfo, settings.write_timeout);
   }
   return *store;
 }
@@ -55,7 +55,7 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
   auto backoff = std::chrono::milliseconds(50);
   for (;;) {
     try {
-      const auto d = connected(st.store, st.settings.conninfo).decide(c);
+      const auto d = connected(st.store, st.settings).decide(c);
       logs::actors().info(
           "confo decided device_name=\"{}\" ssid=\"{}\" hash={} branch={} outcome=\"{}\"",
           c.device_name, c.ssid, c.hash, storage::branch_name(d.branch), outcome_of(d));
@@ -127,7 +127,7 @@ caf::behavior query(caf::stateful_actor<query_state>* self, confo_settings setti
         // app asks again anyway when it gets an error.
         for (int attempt = 0; attempt < 2; ++attempt) {
           try {
-            const auto hash = connected(st.store, st.settings.conninfo).last_hash(device_name, ssid);
+            const auto hash = connected(st.store, st.settings).last_hash(device_name, ssid);
             return {hash.has_value(), hash.value_or(0)};
           } catch (const std::exception& e) {
             logs::actors().warn("confo query failed attempt={} reason=\"{}\"", attempt + 1,

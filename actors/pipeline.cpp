@@ -3,7 +3,9 @@
 #include <caf/all.hpp>
 
 #include "actors/confo_arbiter.hpp"
+#include "actors/pub_catalog.hpp"
 #include "actors/pub_registry.hpp"
+#include "actors/spool_drainer.hpp"
 #include "actors/writer_actor.hpp"
 
 namespace locomov::actors {
@@ -12,9 +14,13 @@ pipeline start_pipeline(caf::actor_system& sys, const writer_settings& writers,
                         const pub_settings& pubs, const confo_settings& confos) {
   pipeline p;
   for (std::size_t i = 0; i < std::max<std::size_t>(writers.writers, 1); ++i) {
-    p.writers.push_back(spawn_writer(sys, writers, static_cast<int>(i)));
+    p.writers.push_back(spawn_writer(sys, writers, static_cast<int>(i), p.stopping));
   }
-  p.catalog = spawn_catalog(sys, writers, pubs.key);
+  if (writers.spool) {
+    p.drainer = spawn_spool_drainer(sys, writers.conninfo, writers.write_timeout, writers.spool,
+                                    p.stopping);
+  }
+  p.catalog = spawn_pub_catalog(sys, writers.conninfo, pubs.key);
   p.registry = spawn_pub_registry(sys, pubs, p.catalog, p.writers);
   p.arbiter = spawn_confo_arbiter(sys, confos, p.registry, p.stopping);
   p.query = spawn_confo_query(sys, confos);
@@ -41,6 +47,10 @@ void stop_pipeline(caf::actor_system& sys, pipeline& p) {
   self->wait_for(p.catalog);
   for (auto& writer : p.writers) {
     self->wait_for(writer);
+  }
+  if (p.drainer) {
+    self->send_exit(p.drainer, caf::exit_reason::user_shutdown);
+    self->wait_for(p.drainer);
   }
   p = pipeline{};
 }

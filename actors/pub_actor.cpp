@@ -13,14 +13,19 @@
 namespace locomov::actors {
 namespace {
 
-enum class pub_status { looking_up, exists, missing };
+/// How soon a pub actor whose lookup failed asks again.
+constexpr std::chrono::seconds lookup_retry{2};
+
+/// `unknown`: the lookup failed (database unreachable). Packets then go to
+/// the writers unresolved, which spool them and let the database decide
+/// between `packet` and quarantine when they are drained.
+enum class pub_status { looking_up, exists, missing, unknown };
 
 struct pub_state {
   std::int32_t id = 0;
   pub_settings settings;
   pub_status status = pub_status::looking_up;
   bool lookup_pending = false;
-  std::optional<std::chrono::steady_clock::time_point> lookup_failing_since;
   std::int32_t pub_id = 0;
   std::vector<packet_msg> held;  // packets that arrived during the lookup
   std::vector<caf::actor> writers;
@@ -41,8 +46,17 @@ void route(pub_actor* self, packet_msg&& msg) {
   st.last_seen_us = std::max(st.last_seen_us, msg.value.created_at_us);
   write_msg out;
   out.packet.value = msg.value;
-  out.packet.quarantined = st.status != pub_status::exists;
-  out.packet.pub_id = out.packet.quarantined ? msg.value.id : st.pub_id;
+  out.packet.quarantined = st.status == pub_status::missing;
+  if (st.status == pub_status::exists) {
+    out.packet.pub_id = st.pub_id;
+  } else if (st.status == pub_status::unknown) {
+    // Under pub_key::pub_id the id is the pub_id, and the database sends it
+    // to quarantine if no such pub exists; under pub_key::hash, 0 asks the
+    // writer to resolve it (storage::packet_store::resolve).
+    out.packet.pub_id = st.settings.key == storage::pub_key::pub_id ? msg.value.id : 0;
+  } else {
+    out.packet.pub_id = msg.value.id;
+  }
   out.reply_to = std::move(msg.reply_to);
   out.seq = msg.seq;
   if (out.packet.quarantined) {
@@ -61,21 +75,6 @@ void release_held(pub_actor* self) {
   }
 }
 
-// The database stayed away for the whole retry period: the held packets are
-// reported failed, so their connections close unacknowledged (the devices
-// resend), and the next packet starts a new lookup.
-void give_up_lookup(pub_actor* self) {
-  auto& st = self->state;
-  logs::actors().error("pub lookup failed, packets not acknowledged id={} packets={} after={}ms",
-                       st.id, st.held.size(), st.settings.lookup_retry_for.count());
-  for (auto& msg : st.held) {
-    self->send(msg.reply_to, failed_atom::value, msg.seq);
-  }
-  st.held.clear();
-  st.lookup_pending = false;
-  st.lookup_failing_since.reset();
-}
-
 void look_up(pub_actor* self, caf::actor catalog) {
   self->state.lookup_pending = true;
   self->request(catalog, caf::infinite, lookup_atom::value, self->state.id)
@@ -83,8 +82,7 @@ void look_up(pub_actor* self, caf::actor catalog) {
           [self](std::int32_t pub_id) {
             auto& st = self->state;
             st.lookup_pending = false;
-            st.lookup_failing_since.reset();
-            if (st.status == pub_status::looking_up) {
+            if (st.status == pub_status::looking_up || st.status == pub_status::unknown) {
               st.status = pub_id > 0 ? pub_status::exists : pub_status::missing;
               st.pub_id = pub_id;
               if (st.status == pub_status::missing) {
@@ -94,18 +92,15 @@ void look_up(pub_actor* self, caf::actor catalog) {
             release_held(self);
           },
           [self, catalog](caf::error&) {
-            // The catalog already retried once; try again shortly rather than
-            // guessing, since a wrong guess would misfile every packet.
+            // No guess either way: the packets travel unresolved, and the
+            // lookup is tried again while the device keeps sending.
             auto& st = self->state;
-            const auto now = std::chrono::steady_clock::now();
-            if (!st.lookup_failing_since) {
-              st.lookup_failing_since = now;
+            st.lookup_pending = false;
+            if (st.status == pub_status::looking_up) {
+              st.status = pub_status::unknown;
             }
-            if (st.held.empty() || now - *st.lookup_failing_since >= st.settings.lookup_retry_for) {
-              give_up_lookup(self);
-              return;
-            }
-            self->delayed_send(self, std::chrono::seconds(1), lookup_atom::value, catalog);
+            release_held(self);
+            self->delayed_send(self, lookup_retry, lookup_atom::value, catalog);
           });
 }
 
@@ -117,18 +112,19 @@ caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::
   look_up(self, catalog);
   self->delayed_send(self, settings.idle_timeout, idle_atom::value);
   return {
-      [self, catalog](packet_msg& msg) {
+      [self](packet_msg& msg) {
         auto& st = self->state;
         if (st.status == pub_status::looking_up) {
           st.held.push_back(std::move(msg));
-          if (!st.lookup_pending) {
-            look_up(self, catalog);
-          }
           return;
         }
         route(self, std::move(msg));
       },
-      [self](lookup_atom, caf::actor catalog) { look_up(self, std::move(catalog)); },
+      [self](lookup_atom, caf::actor catalog) {
+        if (self->state.status == pub_status::unknown && !self->state.lookup_pending) {
+          look_up(self, std::move(catalog));
+        }
+      },
       [self](pub_known_atom, std::int32_t pub_id) {
         auto& st = self->state;
         st.status = pub_status::exists;
@@ -143,7 +139,8 @@ caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::
         const auto quiet = std::chrono::steady_clock::now() - st.last_packet;
         auto left = settings.idle_timeout -
                     std::chrono::duration_cast<std::chrono::milliseconds>(quiet);
-        if (st.status != pub_status::looking_up && quiet >= settings.idle_timeout) {
+        if (st.status != pub_status::looking_up && !st.lookup_pending &&
+            quiet >= settings.idle_timeout) {
           // The registry answers with stop; until then packets keep coming.
           self->send(registry, idle_atom::value, st.id);
           left = settings.idle_timeout;

@@ -3,10 +3,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "protocol/confo.hpp"
 #include "storage/packet_store.hpp"
+
+namespace locomov::storage {
+class spool;
+}  // namespace locomov::storage
 
 namespace locomov::actors {
 
@@ -29,9 +34,6 @@ struct pub_settings {
   storage::pub_key key = storage::pub_key::pub_id;
   /// A pub actor with no packet for this long stops; the next packet respawns it.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
-  /// How long a failing pub lookup is retried before the packets waiting on
-  /// it are reported as failed (not acknowledged); the writers' retry-for.
-  std::chrono::milliseconds lookup_retry_for{std::chrono::seconds(30)};
 };
 
 /// How writers batch and persist.
@@ -44,8 +46,15 @@ struct writer_settings {
   /// as no further packet is queued for the writer.
   std::chrono::milliseconds batch_wait{0};
   /// How long a failing batch is retried (reconnecting) before its packets
-  /// are reported as failed; the devices then get no acknowledgement.
+  /// are reported as failed, when it cannot go to the spool either; the
+  /// devices then get no acknowledgement.
   std::chrono::milliseconds retry_for{std::chrono::seconds(30)};
+  /// Longest one database call may take; then the connection is cut and the
+  /// batch goes to the spool.
+  std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
+  /// Where batches go while the database is unreachable, shared by every
+  /// writer and drained into the database in order; null: none.
+  std::shared_ptr<storage::spool> spool;
 };
 
 /// How the confirmation port decides and answers.
@@ -58,6 +67,8 @@ struct confo_settings {
   /// How long a decision is retried across database errors before the device
   /// gets `!OK`.
   std::chrono::milliseconds retry_for{std::chrono::seconds(30)};
+  /// Longest one database call may take (the writers' write-timeout).
+  std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
 };
 
 }  // namespace locomov::actors

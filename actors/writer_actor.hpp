@@ -3,18 +3,19 @@
 #include <caf/fwd.hpp>
 
 #include "actors/settings.hpp"
+#include "actors/stop_flag.hpp"
 
 namespace locomov::actors {
 
 /// Spawns a batching writer on its own thread (it blocks on PostgreSQL) with
 /// its own connection. It accepts `write_msg` and answers each packet's
-/// connection actor with (stored, seq) after the commit that holds it, or
-/// (failed, seq) when the batch could not be stored within `retry_for`.
-caf::actor spawn_writer(caf::actor_system& sys, const writer_settings& settings, int index);
-
-/// Spawns the pub catalog on its own thread: answers (lookup, key_value) with
-/// the pub_id of the matching `pub` row, or 0 when there is none.
-caf::actor spawn_catalog(caf::actor_system& sys, const writer_settings& settings,
-                         storage::pub_key key);
+/// connection actor with (stored, seq) once the batch holding it committed
+/// or was appended to the spool, or with (failed, seq) when neither was
+/// possible within `retry_for`. While the spool holds packets, batches join
+/// it, so the database receives them in order. Once `stopping` is raised it
+/// no longer waits between retries: a batch the database does not take at
+/// once goes to the spool or fails.
+caf::actor spawn_writer(caf::actor_system& sys, const writer_settings& settings, int index,
+                        stop_flag stopping);
 
 }  // namespace locomov::actors

@@ -9,6 +9,7 @@
 #include <pqxx/nontransaction>
 #include <pqxx/tablewriter>
 #include <pqxx/transaction>
+#include <unordered_map>
 
 #include "storage/guarded_connection.hpp"
 
@@ -364,6 +365,21 @@ std::optional<std::int32_t> packet_store::find_pub(pub_key key, std::int32_t id)
     }
   });
   return found;
+}
+
+void packet_store::resolve(std::vector<stored_packet>& batch) {
+  std::unordered_map<std::int32_t, std::int32_t> found;  // device id -> pub_id, 0: none
+  for (auto& p : batch) {
+    if (p.quarantined || p.pub_id != 0) {
+      continue;
+    }
+    auto [it, added] = found.try_emplace(p.value.id, 0);
+    if (added) {
+      it->second = find_pub(pub_key::hash, p.value.id).value_or(0);
+    }
+    p.pub_id = it->second;
+    p.quarantined = it->second == 0;
+  }
 }
 
 bool packet_store::connected() const { return conn_->is_open(); }

@@ -80,6 +80,12 @@ class packet_store {
   /// counts as duplicates.
   write_result write(const std::vector<stored_packet>& batch);
 
+  /// Fills in the pub of packets routed unresolved under pub_key::hash
+  /// (pub_id 0: their pub actor could not reach the database): pub_id from
+  /// the `pub` row whose hash is the device id, or quarantined when none is.
+  /// One lookup per distinct id.
+  void resolve(std::vector<stored_packet>& batch);
+
   /// Looks up the pub a device id names: its pub_id, or nothing when no row
   /// of `pub` matches.
   std::optional<std::int32_t> find_pub(pub_key key, std::int32_t id);

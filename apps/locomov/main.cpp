@@ -19,6 +19,7 @@
 #include "net/tls_context.hpp"
 #include "storage/embedded_cluster.hpp"
 #include "storage/schema.hpp"
+#include "storage/spool.hpp"
 
 namespace {
 
@@ -71,6 +72,21 @@ net::tls_settings tls_files(const app::options& opts) {
   return tls;
 }
 
+std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
+  if (opts.spool_max_mb == 0) {
+    logs::storage().warn("spool off: packets are not acknowledged while the database is away");
+    return nullptr;
+  }
+  storage::spool::options so;
+  so.dir = opts.state_dir / "spool";
+  so.max_bytes = opts.spool_max_mb << 20;
+  so.segment_bytes = std::min<std::uint64_t>(so.segment_bytes, so.max_bytes);
+  auto spool = std::make_shared<storage::spool>(so);
+  logs::storage().info("spool open dir={} packets={} bytes={} max_bytes={}", so.dir.string(),
+                       spool->rows(), spool->bytes(), so.max_bytes);
+  return spool;
+}
+
 int run(const app::options& opts, const sigset_t& signals) {
   std::filesystem::create_directories(opts.state_dir);
   std::unique_ptr<storage::embedded_cluster> cluster;
@@ -87,6 +103,7 @@ int run(const app::options& opts, const sigset_t& signals) {
 
   auto writer = opts.writer;
   writer.conninfo = conninfo;
+  writer.spool = open_spool(opts);
   auto confos = opts.confos;
   confos.conninfo = conninfo;
   auto pipeline = actors::start_pipeline(sys, writer, opts.pubs, confos);

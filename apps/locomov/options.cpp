@@ -133,8 +133,15 @@ options parse_options(int argc, char** argv) {
                "Longest a packet waits for its batch to fill; 0 commits as soon as the "
                "writer's queue is empty");
   add_duration(app, "--write-retry-for", o.writer.retry_for, "seconds",
-               "How long a failing batch or pub lookup is retried before its packets go "
-               "unacknowledged");
+               "How long a failing batch the spool cannot take, or a confo decision, is "
+               "retried before it is given up");
+  add_duration(app, "--write-timeout", o.writer.write_timeout, "seconds",
+               "Longest one database call may take before it is abandoned (a stalled or "
+               "unreachable database)");
+  app.add_option("--spool-max-mb", o.spool_max_mb,
+                 "Size bound of the spool under state-dir/spool that takes packets while the "
+                 "database is unreachable; 0 turns the spool off")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -142,9 +149,9 @@ options parse_options(int argc, char** argv) {
     std::exit(app.exit(e) == 0 ? 0 : 2);
   }
   o.pubs.key = pub_key == "hash" ? storage::pub_key::hash : storage::pub_key::pub_id;
-  o.pubs.lookup_retry_for = o.writer.retry_for;
   o.confos.key = o.pubs.key;
   o.confos.retry_for = o.writer.retry_for;
+  o.confos.write_timeout = o.writer.write_timeout;
   o.connection.confo_defaults = o.confos.defaults;
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
     std::cerr << "locomov: --tls-cert and --tls-key go together; give both or neither\n";

@@ -32,6 +32,7 @@ struct options {
   actors::connection_settings connection;
   actors::pub_settings pubs;
   actors::writer_settings writer;
+  std::uint64_t spool_max_mb = 1024;  // 0: no spool
   actors::confo_settings confos;
 };
 
