@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -29,9 +30,10 @@ struct connection_peers {
 struct connection_info {
   caf::io::connection_handle hdl;
   std::uint64_t id = 0;  ///< unique per process, the `conn=` of log lines
-  std::string peer;      ///< "address:port"
+  std::string peer;      ///< "address:port", "[v6 address]:port"
   std::string listener;  ///< "packet", ...
   service kind = service::packet;
+  std::chrono::steady_clock::time_point accepted_at;  ///< the handshake deadline counts from here
 };
 
 /// Spawns the scheduled actor that owns one connection: its TLS session

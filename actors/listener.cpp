@@ -1,12 +1,7 @@
 #include "actors/listener.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
-#include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -16,7 +11,10 @@
 
 #include "actors/connection_actor.hpp"
 #include "actors/messages.hpp"
+#include "common/log_limiter.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
+#include "net/acceptor.hpp"
 
 namespace locomov::actors {
 namespace {
@@ -31,6 +29,11 @@ struct listener_state {
   listener_settings settings;
   connection_peers peers;
   std::unordered_map<caf::io::connection_handle, caf::actor> connections;
+  metrics::counter* accepted = nullptr;
+  logs::limiter keepalive_log;
+  // Last, so that it is destroyed first: accepting stops before anything
+  // else of the listener goes.
+  std::unique_ptr<net::acceptor> acceptor;
   static inline const char* name = "listener";
 };
 
@@ -49,30 +52,57 @@ const caf::actor* owner_of(listener_broker* self, caf::io::connection_handle hdl
   return &it->second;
 }
 
-caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr doorman,
+/// Runs on the accept thread.
+net::acceptor::handler hand_to(caf::actor broker) {
+  return [broker = std::move(broker)](net::accepted_connection c) {
+    caf::anon_send(broker, adopt_atom::value,
+                   std::make_shared<net::accepted_connection>(std::move(c)));
+  };
+}
+
+void adopt(listener_broker* self, net::accepted_connection& accepted) {
+  auto& st = self->state;
+  connection_info info;
+  info.id = next_connection_id++;
+  info.peer = accepted.peer.to_string();
+  info.listener = st.settings.name;
+  info.kind = st.settings.kind;
+  info.accepted_at = accepted.at;
+  const int fd = accepted.fd.get();
+  info.hdl = self->add_scribe(accepted.fd.release());
+  // After add_scribe, which turns keepalive on at the system's timings.
+  if (auto error = net::set_keepalive(fd, st.settings.keepalive); !error.empty()) {
+    std::uint64_t suppressed = 0;
+    if (st.keepalive_log.allow(suppressed)) {
+      logs::net().warn("cannot set keepalive conn={} peer={} reason=\"{}\" suppressed={}",
+                       info.id, info.peer, error, suppressed);
+    }
+  }
+  st.accepted->inc();
+  logs::net().debug("connection accepted conn={} peer={} listener={}", info.id, info.peer,
+                    info.listener);
+  const auto hdl = info.hdl;
+  auto conn = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
+                                     std::move(info), st.settings.tls, st.settings.connection,
+                                     st.peers);
+  self->link_to(conn);
+  st.connections.emplace(hdl, std::move(conn));
+  self->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
+}
+
+caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::unique_fd> listening,
                                 listener_settings settings, connection_peers peers) {
-  self->add_doorman(std::move(doorman));
-  self->state.settings = std::move(settings);
-  self->state.peers = std::move(peers);
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.peers = std::move(peers);
+  st.accepted = &metrics::get_counter("locomov_connections_accepted_total",
+                                      "listener=\"" + st.settings.name + "\"",
+                                      "Connections taken off the listen queue");
+  st.acceptor = std::make_unique<net::acceptor>(
+      st.settings.name, std::move(*listening),
+      hand_to(caf::actor_cast<caf::actor>(self)));
   return {
-      [self](const caf::io::new_connection_msg& msg) {
-        auto& st = self->state;
-        connection_info info;
-        info.hdl = msg.handle;
-        info.id = next_connection_id++;
-        info.peer = self->remote_addr(msg.handle) + ":" +
-                    std::to_string(self->remote_port(msg.handle));
-        info.listener = st.settings.name;
-        info.kind = st.settings.kind;
-        logs::net().debug("connection accepted conn={} peer={} listener={}", info.id, info.peer,
-                          info.listener);
-        auto conn = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
-                                           std::move(info), st.settings.tls,
-                                           st.settings.connection, st.peers);
-        self->link_to(conn);
-        st.connections.emplace(msg.handle, std::move(conn));
-        self->configure_read(msg.handle, caf::io::receive_policy::at_most(read_chunk));
-      },
+      [self](adopt_atom, const accepted_ptr& accepted) { adopt(self, *accepted); },
       [self](caf::io::new_data_msg& msg) {
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
@@ -112,64 +142,24 @@ caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr door
           self->trigger(hdl);
         }
       },
-      [self](const caf::io::acceptor_closed_msg&) {
-        logs::net().error("listener socket closed listener={}", self->state.settings.name);
-      },
   };
-}
-
-/// CAF reports a failed bind only as "tcp socket creation failed"; binding
-/// once more by hand recovers the system's reason ("Address already in use").
-std::string bind_failure_reason(const std::string& host, std::uint16_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const auto service = std::to_string(port);
-  if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints,
-                                 &found);
-      rc != 0) {
-    return gai_strerror(rc);
-  }
-  std::string reason;
-  for (auto* ai = found; ai != nullptr && reason.empty(); ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      reason = std::strerror(errno);
-      break;
-    }
-    const int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      reason = std::strerror(errno);
-    }
-    close(fd);
-  }
-  freeaddrinfo(found);
-  return reason;
 }
 
 }  // namespace
 
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
                         const connection_peers& peers) {
-  auto& mm = sys.middleman();
-  const char* host = settings.host.empty() ? nullptr : settings.host.c_str();
-  auto doorman = mm.backend().new_tcp_doorman(settings.port, host, true);
-  if (!doorman) {
-    auto reason = bind_failure_reason(settings.host, settings.port);
-    if (reason.empty()) {
-      reason = sys.render(doorman.error());
-    }
+  auto listening = std::make_shared<net::unique_fd>();
+  try {
+    *listening = net::listen_tcp(settings.host, settings.port);
+  } catch (const std::runtime_error& e) {
     throw std::runtime_error("cannot listen on " + settings.host + ":" +
                              std::to_string(settings.port) + " for the " + settings.name +
-                             " port: " + reason);
+                             " port: " + e.what());
   }
   listener result;
-  result.port = (*doorman)->port();
-  result.broker = mm.spawn_broker(listener_behavior, std::move(*doorman), settings,
-                                  peers);
+  result.port = net::local_port(listening->get());
+  result.broker = sys.middleman().spawn_broker(listener_behavior, listening, settings, peers);
   return result;
 }
 

@@ -7,6 +7,7 @@
 
 #include "actors/connection_actor.hpp"
 #include "actors/settings.hpp"
+#include "net/tcp.hpp"
 #include "net/tls_context.hpp"
 
 namespace locomov::actors {
@@ -19,6 +20,7 @@ struct listener_settings {
   std::uint16_t port = 38981;      ///< 0 picks a free port (tests)
   net::ssl_ctx_ptr tls;            ///< null: plaintext (development only)
   connection_settings connection;
+  net::keepalive keepalive;        ///< set on every accepted socket
 };
 
 /// A listening socket and the broker that serves it.
@@ -28,9 +30,12 @@ struct listener {
 };
 
 /// Binds the socket (in the calling thread, so errors surface at start-up)
-/// and spawns its broker. The broker only moves bytes between sockets and
-/// connection actors, since every broker shares CAF's single multiplexer
-/// thread. Throws std::runtime_error when the address cannot be bound.
+/// and spawns its broker and the broker's accept thread (net::acceptor),
+/// which hands each new connection to the broker. The broker only moves
+/// bytes between sockets and connection actors, since every broker shares
+/// CAF's single multiplexer thread. The broker's exit stops the accept
+/// thread and closes the listening socket. Throws std::runtime_error when
+/// the address cannot be bound.
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
                         const connection_peers& peers);
 

@@ -83,7 +83,7 @@ std::uint16_t local_port(int fd) {
 
 std::string set_keepalive(int fd, const keepalive& ka) {
   if (ka.idle.count() <= 0) {
-    return {};
+    return set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, 0, "SO_KEEPALIVE");
   }
   for (auto error : {set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(ka.idle.count()),
                                     "TCP_KEEPIDLE"),

@@ -22,13 +22,14 @@ std::uint16_t local_port(int fd);
 /// TCP keepalive on an accepted socket, so that a peer gone without a FIN
 /// (power cut, NAT timeout) is noticed and its descriptor freed.
 struct keepalive {
-  std::chrono::seconds idle{60};      ///< silence before the first probe; 0 leaves keepalive off
+  std::chrono::seconds idle{60};      ///< silence before the first probe; 0 turns keepalive off
   std::chrono::seconds interval{10};  ///< between unanswered probes
   int count = 5;                      ///< unanswered probes before the kernel drops the connection
 };
 
-/// Applies `ka` to a connected TCP socket. Returns an empty string, or the
-/// name and reason of the socket option that could not be set.
+/// Applies `ka` to a connected TCP socket (turning keepalive off for an idle
+/// of 0). Returns an empty string, or the name and reason of the socket
+/// option that could not be set.
 std::string set_keepalive(int fd, const keepalive& ka);
 
 /// Where a connection comes from.

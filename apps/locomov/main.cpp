@@ -16,6 +16,8 @@
 #include "actors/pipeline.hpp"
 #include "apps/locomov/options.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
+#include "net/open_files.hpp"
 #include "net/tls_context.hpp"
 #include "storage/embedded_cluster.hpp"
 #include "storage/schema.hpp"
@@ -71,7 +73,23 @@ net::tls_settings tls_files(const app::options& opts) {
   return tls;
 }
 
+/// Every connection holds a descriptor: take all the system allows.
+net::open_files_limit raise_open_files_limit() {
+  auto limit = net::raise_open_files_limit();
+  if (!limit.error.empty()) {
+    logs::net().warn("cannot raise the open files limit soft={} hard={} reason=\"{}\"",
+                     limit.soft, limit.hard, limit.error);
+  } else {
+    logs::net().info("open files limit soft={} hard={} was={}", limit.soft, limit.hard,
+                     limit.was);
+  }
+  metrics::get_gauge("locomov_open_files_limit", {}, "Soft RLIMIT_NOFILE in force")
+      .set(static_cast<std::int64_t>(limit.soft));
+  return limit;
+}
+
 int run(const app::options& opts, const sigset_t& signals) {
+  raise_open_files_limit();
   std::filesystem::create_directories(opts.state_dir);
   std::unique_ptr<storage::embedded_cluster> cluster;
   auto conninfo = database_conninfo(opts, cluster);
@@ -99,6 +117,7 @@ int run(const app::options& opts, const sigset_t& signals) {
   packet.port = opts.packet_port;
   packet.tls = ctx;
   packet.connection = opts.connection;
+  packet.keepalive = opts.keepalive;
   listeners.push_back(actors::start_listener(sys, packet, peers));
   logs::net().info("listening listener=packet address={}:{} tls=on", opts.packet_listen,
                    listeners.back().port);

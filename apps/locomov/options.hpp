@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "actors/settings.hpp"
+#include "net/tcp.hpp"
 #include "net/tls_context.hpp"
 
 namespace locomov::app {
@@ -30,6 +31,7 @@ struct options {
   int embedded_db_port = 5432;
 
   actors::connection_settings connection;
+  net::keepalive keepalive;
   actors::pub_settings pubs;
   actors::writer_settings writer;
   actors::confo_settings confos;
