@@ -298,6 +298,7 @@ void on_bytes(connection* self, std::vector<char>& bytes) {
   }
   if (!st.established && state != tls_state::handshaking) {
     st.established = true;
+    self->send(st.broker, tls_done_atom::value, st.info.hdl);
     // The handshake deadline is over; silence is now measured from here.
     arm_deadline(self, st.settings.read_timeout);
     logs::net().debug("TLS established conn={} peer={} version={} cipher={}", st.info.id,

@@ -40,7 +40,8 @@ struct connection_info {
 /// (none when `tls` is null, for the plaintext development listener), its
 /// framing and decoding, and the order of its replies. It receives
 /// (recv, bytes) and (peer_gone) from `broker` and sends back (out, hdl,
-/// bytes), (close, hdl), (halt, hdl) and (resume, hdl). Decoded packets go to
+/// bytes), (close, hdl), (halt, hdl), (resume, hdl) and, once its TLS
+/// handshake completed, (tls_done, hdl). Decoded packets go to
 /// the registry, confos to the arbiter, HTTP queries to the query actor; each
 /// frame is answered in order, a packet after its commit. Runs on the
 /// scheduler, so TLS and JSON work uses every core.

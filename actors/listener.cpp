@@ -1,6 +1,7 @@
 #include "actors/listener.hpp"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <unordered_map>
@@ -25,12 +26,30 @@ std::atomic<std::uint64_t> next_connection_id{1};
 
 constexpr std::size_t read_chunk = 16 * 1024;
 
+struct connection_entry {
+  caf::actor actor;
+  std::uint64_t id = 0;
+  std::string peer;
+  admission::ticket place;  // given back when the entry goes
+  bool handshaking = false;
+};
+
 struct listener_state {
-  listener_settings settings;
+  listener_settings settings;  // first: its admission outlives the tickets below
   connection_peers peers;
-  std::unordered_map<caf::io::connection_handle, caf::actor> connections;
+  std::unordered_map<caf::io::connection_handle, connection_entry> connections;
+  // Connections still in their TLS handshake by id, so oldest first: what a
+  // full server closes to make room. Scanners and stalled handshakes are
+  // what fills a server; a device that finished its handshake is not touched.
+  std::map<std::uint64_t, caf::io::connection_handle> handshaking;
   metrics::counter* accepted = nullptr;
+  metrics::counter* refused_overall = nullptr;
+  metrics::counter* refused_per_address = nullptr;
+  metrics::counter* evicted = nullptr;
   logs::limiter keepalive_log;
+  logs::limiter refused_overall_log;
+  logs::limiter refused_per_address_log;
+  logs::limiter evicted_log;
   // Last, so that it is destroyed first: accepting stops before anything
   // else of the listener goes.
   std::unique_ptr<net::acceptor> acceptor;
@@ -43,13 +62,67 @@ using listener_broker = caf::stateful_actor<listener_state, caf::io::broker>;
 /// The multiplexer reuses a closed socket's handle for the next accepted
 /// one, so a closed connection's actor may still be sending for a handle
 /// that now belongs to another connection: those messages must be dropped.
-const caf::actor* owner_of(listener_broker* self, caf::io::connection_handle hdl) {
+connection_entry* owner_of(listener_broker* self, caf::io::connection_handle hdl) {
   auto it = self->state.connections.find(hdl);
   if (it == self->state.connections.end() ||
-      caf::actor_cast<caf::actor>(self->current_sender()) != it->second) {
+      caf::actor_cast<caf::actor>(self->current_sender()) != it->second.actor) {
     return nullptr;
   }
   return &it->second;
+}
+
+/// Drops the broker's record of a connection, giving back its place.
+void forget(listener_broker* self, caf::io::connection_handle hdl) {
+  auto& st = self->state;
+  auto it = st.connections.find(hdl);
+  if (it == st.connections.end()) {
+    return;
+  }
+  self->unlink_from(it->second.actor);
+  if (it->second.handshaking) {
+    st.handshaking.erase(it->second.id);
+  }
+  st.connections.erase(it);
+}
+
+/// Closes this listener's oldest connection still in its TLS handshake, for
+/// connection `for_id`; false when it has none.
+bool make_room(listener_broker* self, std::uint64_t for_id) {
+  auto& st = self->state;
+  if (st.handshaking.empty()) {
+    return false;
+  }
+  const auto hdl = st.handshaking.begin()->second;
+  const auto& victim = st.connections.at(hdl);
+  st.evicted->inc();
+  std::uint64_t suppressed = 0;
+  if (st.evicted_log.allow(suppressed)) {
+    logs::net().warn(
+        "connection closed to make room conn={} peer={} listener={} reason=handshake_pending "
+        "for_conn={} limit={} suppressed={}",
+        victim.id, victim.peer, st.settings.name, for_id, st.settings.places->max_total(),
+        suppressed);
+  }
+  self->send(victim.actor, peer_gone_atom::value);
+  forget(self, hdl);
+  self->close(hdl);
+  return true;
+}
+
+void refuse(listener_broker* self, std::uint64_t id, const std::string& peer,
+            admission::verdict why) {
+  auto& st = self->state;
+  const bool overall = why == admission::verdict::overall_limit;
+  (overall ? st.refused_overall : st.refused_per_address)->inc();
+  std::uint64_t suppressed = 0;
+  if ((overall ? st.refused_overall_log : st.refused_per_address_log).allow(suppressed)) {
+    logs::net().warn("connection refused conn={} peer={} listener={} reason={} limit={} "
+                     "suppressed={}",
+                     id, peer, st.settings.name, overall ? "overall_limit" : "per_address_limit",
+                     overall ? st.settings.places->max_total()
+                             : st.settings.places->max_per_address(),
+                     suppressed);
+  }
 }
 
 /// Runs on the accept thread.
@@ -65,6 +138,17 @@ void adopt(listener_broker* self, net::accepted_connection& accepted) {
   connection_info info;
   info.id = next_connection_id++;
   info.peer = accepted.peer.to_string();
+  st.accepted->inc();
+  admission::ticket place;
+  auto verdict = st.settings.places->admit(accepted.peer.address, place);
+  if (verdict == admission::verdict::overall_limit && make_room(self, info.id)) {
+    verdict = st.settings.places->admit(accepted.peer.address, place);
+  }
+  if (verdict != admission::verdict::admitted) {
+    refuse(self, info.id, info.peer, verdict);
+    accepted.fd.reset();
+    return;
+  }
   info.listener = st.settings.name;
   info.kind = st.settings.kind;
   info.accepted_at = accepted.at;
@@ -78,15 +162,22 @@ void adopt(listener_broker* self, net::accepted_connection& accepted) {
                        info.id, info.peer, error, suppressed);
     }
   }
-  st.accepted->inc();
   logs::net().debug("connection accepted conn={} peer={} listener={}", info.id, info.peer,
                     info.listener);
+  connection_entry entry;
+  entry.id = info.id;
+  entry.peer = info.peer;
+  entry.place = std::move(place);
+  entry.handshaking = st.settings.tls != nullptr;
   const auto hdl = info.hdl;
-  auto conn = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
-                                     std::move(info), st.settings.tls, st.settings.connection,
-                                     st.peers);
-  self->link_to(conn);
-  st.connections.emplace(hdl, std::move(conn));
+  entry.actor = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
+                                       std::move(info), st.settings.tls, st.settings.connection,
+                                       st.peers);
+  self->link_to(entry.actor);
+  if (entry.handshaking) {
+    st.handshaking.emplace(entry.id, hdl);
+  }
+  st.connections.emplace(hdl, std::move(entry));
   self->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
 }
 
@@ -95,9 +186,18 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
   auto& st = self->state;
   st.settings = std::move(settings);
   st.peers = std::move(peers);
-  st.accepted = &metrics::get_counter("locomov_connections_accepted_total",
-                                      "listener=\"" + st.settings.name + "\"",
+  const auto listener_label = "listener=\"" + st.settings.name + "\"";
+  st.accepted = &metrics::get_counter("locomov_connections_accepted_total", listener_label,
                                       "Connections taken off the listen queue");
+  const char* refused_help = "Connections closed at once, by the limit they would exceed";
+  st.refused_overall = &metrics::get_counter("locomov_connections_refused_total",
+                                             listener_label + ",reason=\"overall_limit\"",
+                                             refused_help);
+  st.refused_per_address = &metrics::get_counter(
+      "locomov_connections_refused_total", listener_label + ",reason=\"per_address_limit\"",
+      refused_help);
+  st.evicted = &metrics::get_counter("locomov_connections_evicted_total", listener_label,
+                                     "Connections in their TLS handshake closed to make room");
   st.acceptor = std::make_unique<net::acceptor>(
       st.settings.name, std::move(*listening),
       hand_to(caf::actor_cast<caf::actor>(self)));
@@ -107,15 +207,20 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
           // Copied, not moved: the buffer belongs to the socket's read loop.
-          self->send(it->second, recv_atom::value, std::vector<char>(msg.buf));
+          self->send(it->second.actor, recv_atom::value, std::vector<char>(msg.buf));
         }
       },
       [self](const caf::io::connection_closed_msg& msg) {
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
-          self->send(it->second, peer_gone_atom::value);
-          self->unlink_from(it->second);
-          self->state.connections.erase(it);
+          self->send(it->second.actor, peer_gone_atom::value);
+          forget(self, msg.handle);
+        }
+      },
+      [self](tls_done_atom, caf::io::connection_handle hdl) {
+        if (auto* entry = owner_of(self, hdl); entry != nullptr && entry->handshaking) {
+          entry->handshaking = false;
+          self->state.handshaking.erase(entry->id);
         }
       },
       [self](out_atom, caf::io::connection_handle hdl, const std::vector<char>& bytes) {
@@ -125,9 +230,8 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
         }
       },
       [self](close_atom, caf::io::connection_handle hdl) {
-        if (const auto* conn = owner_of(self, hdl)) {
-          self->unlink_from(*conn);
-          self->state.connections.erase(hdl);
+        if (owner_of(self, hdl) != nullptr) {
+          forget(self, hdl);
           // Written bytes are flushed before the socket closes.
           self->close(hdl);
         }

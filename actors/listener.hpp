@@ -1,10 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
 
+#include "actors/admission.hpp"
 #include "actors/connection_actor.hpp"
 #include "actors/settings.hpp"
 #include "net/tcp.hpp"
@@ -21,6 +23,8 @@ struct listener_settings {
   net::ssl_ctx_ptr tls;            ///< null: plaintext (development only)
   connection_settings connection;
   net::keepalive keepalive;        ///< set on every accepted socket
+  /// The places all listeners take their connections from; never null.
+  std::shared_ptr<admission> places;
 };
 
 /// A listening socket and the broker that serves it.
@@ -31,9 +35,12 @@ struct listener {
 
 /// Binds the socket (in the calling thread, so errors surface at start-up)
 /// and spawns its broker and the broker's accept thread (net::acceptor),
-/// which hands each new connection to the broker. The broker only moves
-/// bytes between sockets and connection actors, since every broker shares
-/// CAF's single multiplexer thread. The broker's exit stops the accept
+/// which hands each new connection to the broker. The broker admits it
+/// (`places`: when all are taken, it closes its own oldest connection still
+/// in its TLS handshake to make room, else it refuses the new one; a peer
+/// address over its share is refused), then only moves bytes between
+/// sockets and connection actors, since every broker shares CAF's single
+/// multiplexer thread. The broker's exit stops the accept
 /// thread and closes the listening socket. Throws std::runtime_error when
 /// the address cannot be bound.
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,

@@ -23,8 +23,12 @@ using out_atom = caf::atom_constant<caf::atom("out")>;          ///< (out, hdl, 
 using close_atom = caf::atom_constant<caf::atom("close")>;      ///< (close, hdl)
 using halt_atom = caf::atom_constant<caf::atom("halt")>;        ///< (halt, hdl): stop reading
 using resume_atom = caf::atom_constant<caf::atom("resume")>;    ///< (resume, hdl)
-/// (peer_gone): the socket is closed; the actor stops without writing.
+/// (peer_gone): the socket is closed, by the peer or by the listener
+/// making room; the actor stops without writing.
 using peer_gone_atom = caf::atom_constant<caf::atom("peer_gone")>;
+/// (tls_done, hdl): the handshake completed, so the connection is no longer
+/// the first to close when the listeners are full.
+using tls_done_atom = caf::atom_constant<caf::atom("tls_done")>;
 
 // From a listener's accept thread to its broker.
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;  ///< (adopt, accepted_ptr)

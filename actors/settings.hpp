@@ -24,6 +24,15 @@ struct connection_settings {
   protocol::confo_defaults confo_defaults;
 };
 
+/// How many connections the listeners admit, all of them together.
+struct admission_settings {
+  /// Overall; 0 derives it from the descriptor limit (default_max_connections).
+  std::size_t max_connections = 0;
+  /// From one peer address; 0: no limit. Meters behind one NAT share an
+  /// address, so this is generous.
+  std::size_t max_per_address = 256;
+};
+
 /// How pub actors find and route their packets.
 struct pub_settings {
   storage::pub_key key = storage::pub_key::pub_id;

@@ -110,9 +110,12 @@ bool acceptor::accept_batch() {
       }
       continue;
     }
-    if (failures_in_a_row_ > 0) {
-      logs::net().info("accepting again listener={} failures={}", name_, failures_in_a_row_);
-      failures_in_a_row_ = 0;
+    if (failures_unreported_ > 0) {
+      std::uint64_t suppressed = 0;
+      if (recovery_log_.allow(suppressed)) {
+        logs::net().info("accepting again listener={} failures={}", name_, failures_unreported_);
+        failures_unreported_ = 0;
+      }
     }
     on_accept_(accepted_connection{std::move(fd), endpoint_of(addr),
                                    std::chrono::steady_clock::now()});
@@ -130,7 +133,7 @@ bool acceptor::on_error(int err) {
     logs::net().debug("accept failed for one peer listener={} errno={}", name_, errno_name(err));
     return false;
   }
-  ++failures_in_a_row_;
+  ++failures_unreported_;
   std::uint64_t suppressed = 0;
   if (error_log_.allow(suppressed)) {
     logs::net().error(

@@ -53,7 +53,8 @@ class acceptor {
   std::chrono::milliseconds backoff_;
   std::map<int, metrics::counter*> errors_;  // by errno, filled on first sight
   logs::limiter error_log_;
-  std::uint64_t failures_in_a_row_ = 0;
+  logs::limiter recovery_log_;
+  std::uint64_t failures_unreported_ = 0;  // since the last "accepting again" line
   std::thread thread_;  // last: starts once every member it uses exists
 };
 

@@ -88,8 +88,26 @@ net::open_files_limit raise_open_files_limit() {
   return limit;
 }
 
+/// The places every listener's connections take, logged with their reason.
+std::shared_ptr<actors::admission> make_admission(const app::options& opts,
+                                                  const net::open_files_limit& files) {
+  const auto derived = actors::default_max_connections(files.soft);
+  const auto total = opts.admission.max_connections != 0 ? opts.admission.max_connections : derived;
+  if (total > derived) {
+    logs::net().warn("max-connections exceeds what the descriptor limit leaves for connections "
+                     "max_connections={} open_files={} suggested={}; accept will fail with "
+                     "EMFILE before the limit is reached",
+                     total, files.soft, derived);
+  }
+  logs::net().info("connection limits max_connections={} source={} max_connections_per_address={}",
+                   total, opts.admission.max_connections == 0 ? "open_files_limit" : "configured",
+                   opts.admission.max_per_address);
+  return std::make_shared<actors::admission>(total, opts.admission.max_per_address);
+}
+
 int run(const app::options& opts, const sigset_t& signals) {
-  raise_open_files_limit();
+  const auto files = raise_open_files_limit();
+  auto places = make_admission(opts, files);
   std::filesystem::create_directories(opts.state_dir);
   std::unique_ptr<storage::embedded_cluster> cluster;
   auto conninfo = database_conninfo(opts, cluster);
@@ -118,6 +136,7 @@ int run(const app::options& opts, const sigset_t& signals) {
   packet.tls = ctx;
   packet.connection = opts.connection;
   packet.keepalive = opts.keepalive;
+  packet.places = places;
   listeners.push_back(actors::start_listener(sys, packet, peers));
   logs::net().info("listening listener=packet address={}:{} tls=on", opts.packet_listen,
                    listeners.back().port);

@@ -109,6 +109,14 @@ options parse_options(int argc, char** argv) {
                "Total time allowed for a TLS handshake");
   add_duration(app, "--read-timeout", o.connection.read_timeout, "seconds",
                "Silence tolerated on an established connection");
+  app.add_option("--max-connections", o.admission.max_connections,
+                 "Connections all listeners together may hold; 0 derives it from the "
+                 "descriptor limit")
+      ->capture_default_str();
+  app.add_option("--max-connections-per-address", o.admission.max_per_address,
+                 "Connections one peer address may hold (meters behind a NAT share one); "
+                 "0 means no limit")
+      ->capture_default_str();
   add_duration(app, "--keepalive-idle", o.keepalive.idle, "seconds",
                "Silence before TCP keepalive probes a connection; 0 turns keepalive off")
       ->check(CLI::Range(0.0, 32767.0));

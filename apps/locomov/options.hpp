@@ -31,6 +31,7 @@ struct options {
   int embedded_db_port = 5432;
 
   actors::connection_settings connection;
+  actors::admission_settings admission;
   net::keepalive keepalive;
   actors::pub_settings pubs;
   actors::writer_settings writer;
