@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -12,6 +13,8 @@
 #include "net/tls_context.hpp"
 
 namespace locomov::actors {
+
+struct connection_events;
 
 /// What a listener serves.
 enum class service {
@@ -43,10 +46,14 @@ struct connection_info {
 /// bytes), (close, hdl), (halt, hdl), (resume, hdl) and, once its TLS
 /// handshake completed, (tls_done, hdl). Decoded packets go to
 /// the registry, confos to the arbiter, HTTP queries to the query actor; each
-/// frame is answered in order, a packet after its commit. Runs on the
-/// scheduler, so TLS and JSON work uses every core.
+/// frame is answered in order, a packet after its commit. Silence closes
+/// it: the handshake deadline counts from accept, the read deadline until
+/// the first frame and inside one, the idle deadline between frames, and
+/// none while a reply is owed. `events` are its listener's counters and log
+/// limiters. Runs on the scheduler, so TLS and JSON work uses every core.
 caf::actor spawn_connection_actor(caf::actor_system& sys, caf::actor broker, connection_info info,
                                   net::ssl_ctx_ptr tls, const connection_settings& settings,
-                                  const connection_peers& peers);
+                                  const connection_peers& peers,
+                                  std::shared_ptr<connection_events> events);
 
 }  // namespace locomov::actors

@@ -11,6 +11,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/connection_actor.hpp"
+#include "actors/connection_events.hpp"
 #include "actors/messages.hpp"
 #include "common/log_limiter.hpp"
 #include "common/logging.hpp"
@@ -46,6 +47,7 @@ struct listener_state {
   metrics::counter* refused_overall = nullptr;
   metrics::counter* refused_per_address = nullptr;
   metrics::counter* evicted = nullptr;
+  std::shared_ptr<connection_events> events;  // for its connection actors
   logs::limiter keepalive_log;
   logs::limiter refused_overall_log;
   logs::limiter refused_per_address_log;
@@ -172,7 +174,7 @@ void adopt(listener_broker* self, net::accepted_connection& accepted) {
   const auto hdl = info.hdl;
   entry.actor = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
                                        std::move(info), st.settings.tls, st.settings.connection,
-                                       st.peers);
+                                       st.peers, st.events);
   self->link_to(entry.actor);
   if (entry.handshaking) {
     st.handshaking.emplace(entry.id, hdl);
@@ -186,6 +188,7 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
   auto& st = self->state;
   st.settings = std::move(settings);
   st.peers = std::move(peers);
+  st.events = std::make_shared<connection_events>(st.settings.name);
   const auto listener_label = "listener=\"" + st.settings.name + "\"";
   st.accepted = &metrics::get_counter("locomov_connections_accepted_total", listener_label,
                                       "Connections taken off the listen queue");

@@ -14,8 +14,12 @@ namespace locomov::actors {
 struct connection_settings {
   /// Total time allowed for the TLS handshake, from accept.
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
-  /// Longest silence tolerated after the handshake while no reply is owed.
+  /// Longest silence tolerated from the handshake's end until the first
+  /// complete frame, and whenever a frame (or TLS record) is half received.
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
+  /// Longest silence tolerated between frames: nothing half received and no
+  /// reply owed. While locomov owes a reply, no silence counts.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(120)};
   /// A JSON value that grows past this many bytes without ending closes the connection.
   std::size_t max_frame = 64 * 1024;
   /// Packets awaiting their commit before the connection stops reading.

@@ -108,7 +108,10 @@ options parse_options(int argc, char** argv) {
   add_duration(app, "--handshake-timeout", o.connection.handshake_timeout, "seconds",
                "Total time allowed for a TLS handshake");
   add_duration(app, "--read-timeout", o.connection.read_timeout, "seconds",
-               "Silence tolerated on an established connection");
+               "Silence tolerated after the handshake until a first complete packet, and "
+               "inside a packet");
+  add_duration(app, "--idle-timeout", o.connection.idle_timeout, "seconds",
+               "Silence tolerated between packets, once every reply is sent");
   app.add_option("--max-connections", o.admission.max_connections,
                  "Connections all listeners together may hold; 0 derives it from the "
                  "descriptor limit")

@@ -28,6 +28,7 @@ using clock = std::chrono::steady_clock;
 
 constexpr auto handshake_timeout = 2s;
 constexpr auto read_timeout = 2s;
+constexpr auto idle_timeout = 4s;
 constexpr auto keepalive_idle = 30s;
 
 // A valid TLS 1.2 ClientHello (H2 of the shared tls-clients.md).
@@ -45,7 +46,8 @@ class StalledPeers : public ::testing::Test {
     conninfo_ = new std::string(pg_cluster::shared().fresh_database());
     daemon_ = new daemon({"--db", *conninfo_, "--handshake-timeout",
                           std::to_string(handshake_timeout.count()), "--read-timeout",
-                          std::to_string(read_timeout.count()), "--keepalive-idle",
+                          std::to_string(read_timeout.count()), "--idle-timeout",
+                          std::to_string(idle_timeout.count()), "--keepalive-idle",
                           std::to_string(keepalive_idle.count())});
     pqxx::connection conn{*conninfo_};
     pqxx::work tx{conn};
@@ -130,6 +132,32 @@ TEST_F(StalledPeers, HalfAPacketIsClosedAtTheReadDeadlineAndNotStored) {
   EXPECT_LE(since(stalled), read_timeout + 2s);
   EXPECT_EQ(count("SELECT count(*) FROM packet WHERE pub_id = 1"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM quarantine WHERE pub_id = 1"), 0);
+}
+
+TEST_F(StalledPeers, AnsweredConnectionIsClosedAtTheIdleDeadline) {
+  auto c = client();
+  c.write(R"({"Id":2,"status":true,"voltage":230})");
+  ASSERT_EQ(c.read_line(), "Thank you.\n");
+  const auto answered = clock::now();
+
+  EXPECT_FALSE(c.closed_by_server(read_timeout + 1s)) << "closed at the read deadline";
+  ASSERT_TRUE(c.closed_by_server(idle_timeout + 2s - since(answered)));
+
+  EXPECT_GE(since(answered), idle_timeout - 300ms);
+  EXPECT_GE(daemon_->log_lines_with({"idle timed out", "limit=4000ms"}), 1) << daemon_->log();
+}
+
+TEST_F(StalledPeers, HalfAPacketAfterAnAnsweredOneIsClosedAtTheReadDeadline) {
+  auto c = client();
+  c.write(R"({"Id":2,"status":true,"voltage":230})");
+  ASSERT_EQ(c.read_line(), "Thank you.\n");
+  c.write(R"({"Id":2,)");
+  const auto stalled = clock::now();
+
+  ASSERT_TRUE(c.closed_by_server(read_timeout + 3s));
+
+  EXPECT_GE(since(stalled), read_timeout - 300ms);
+  EXPECT_LE(since(stalled), read_timeout + 2s);
 }
 
 // S5
