@@ -45,7 +45,7 @@ enum class deadline_kind {
 
 struct deadline {
   deadline_kind kind = deadline_kind::none;
-  std::chrono::steady_clock::time_point at;
+  clock::time_point at;
 };
 
 struct connection_state {

@@ -56,6 +56,13 @@ struct listener_state {
   // else of the listener goes.
   std::unique_ptr<net::acceptor> acceptor;
   static inline const char* name = "listener";
+
+  ~listener_state() {
+    if (acceptor) {
+      acceptor.reset();
+      logs::net().info("stopped accepting listener={}", settings.name);
+    }
+  }
 };
 
 using listener_broker = caf::stateful_actor<listener_state, caf::io::broker>;
@@ -115,15 +122,17 @@ void refuse(listener_broker* self, std::uint64_t id, const std::string& peer,
             admission::verdict why) {
   auto& st = self->state;
   const bool overall = why == admission::verdict::overall_limit;
-  (overall ? st.refused_overall : st.refused_per_address)->inc();
+  auto& refused = overall ? *st.refused_overall : *st.refused_per_address;
+  auto& log_limit = overall ? st.refused_overall_log : st.refused_per_address_log;
+  const auto limit = overall ? st.settings.places->max_total()
+                             : st.settings.places->max_per_address();
+  refused.inc();
   std::uint64_t suppressed = 0;
-  if ((overall ? st.refused_overall_log : st.refused_per_address_log).allow(suppressed)) {
-    logs::net().warn("connection refused conn={} peer={} listener={} reason={} limit={} "
-                     "suppressed={}",
-                     id, peer, st.settings.name, overall ? "overall_limit" : "per_address_limit",
-                     overall ? st.settings.places->max_total()
-                             : st.settings.places->max_per_address(),
-                     suppressed);
+  if (log_limit.allow(suppressed)) {
+    logs::net().warn(
+        "connection refused conn={} peer={} listener={} reason={} limit={} suppressed={}", id,
+        peer, st.settings.name, overall ? "overall_limit" : "per_address_limit", limit,
+        suppressed);
   }
 }
 
@@ -135,22 +144,10 @@ net::acceptor::handler hand_to(caf::actor broker) {
   };
 }
 
-void adopt(listener_broker* self, net::accepted_connection& accepted) {
+/// Hands an admitted socket to CAF and spawns its connection actor.
+void serve(listener_broker* self, net::accepted_connection& accepted, connection_info info,
+           admission::ticket place) {
   auto& st = self->state;
-  connection_info info;
-  info.id = next_connection_id++;
-  info.peer = accepted.peer.to_string();
-  st.accepted->inc();
-  admission::ticket place;
-  auto verdict = st.settings.places->admit(accepted.peer.address, place);
-  if (verdict == admission::verdict::overall_limit && make_room(self, info.id)) {
-    verdict = st.settings.places->admit(accepted.peer.address, place);
-  }
-  if (verdict != admission::verdict::admitted) {
-    refuse(self, info.id, info.peer, verdict);
-    accepted.fd.reset();
-    return;
-  }
   info.listener = st.settings.name;
   info.kind = st.settings.kind;
   info.accepted_at = accepted.at;
@@ -183,27 +180,48 @@ void adopt(listener_broker* self, net::accepted_connection& accepted) {
   self->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
 }
 
+void adopt(listener_broker* self, net::accepted_connection& accepted) {
+  auto& st = self->state;
+  st.accepted->inc();
+  connection_info info;
+  info.id = next_connection_id++;
+  info.peer = accepted.peer.to_string();
+  admission::ticket place;
+  auto verdict = st.settings.places->admit(accepted.peer.address, place);
+  if (verdict == admission::verdict::overall_limit && make_room(self, info.id)) {
+    verdict = st.settings.places->admit(accepted.peer.address, place);
+  }
+  if (verdict != admission::verdict::admitted) {
+    refuse(self, info.id, info.peer, verdict);
+    accepted.fd.reset();
+    return;
+  }
+  serve(self, accepted, std::move(info), std::move(place));
+}
+
+/// The listener's series, looked up once: a lookup takes the registry's lock.
+void find_metrics(listener_state& st) {
+  const auto listener = "listener=\"" + st.settings.name + "\"";
+  st.accepted = &metrics::get_counter("locomov_connections_accepted_total", listener,
+                                      "Connections taken off the listen queue");
+  const char* refused = "Connections closed at once, by the limit they would exceed";
+  st.refused_overall = &metrics::get_counter("locomov_connections_refused_total",
+                                             listener + ",reason=\"overall_limit\"", refused);
+  st.refused_per_address = &metrics::get_counter(
+      "locomov_connections_refused_total", listener + ",reason=\"per_address_limit\"", refused);
+  st.evicted = &metrics::get_counter("locomov_connections_evicted_total", listener,
+                                     "Connections in their TLS handshake closed to make room");
+}
+
 caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::unique_fd> listening,
                                 listener_settings settings, connection_peers peers) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.peers = std::move(peers);
   st.events = std::make_shared<connection_events>(st.settings.name);
-  const auto listener_label = "listener=\"" + st.settings.name + "\"";
-  st.accepted = &metrics::get_counter("locomov_connections_accepted_total", listener_label,
-                                      "Connections taken off the listen queue");
-  const char* refused_help = "Connections closed at once, by the limit they would exceed";
-  st.refused_overall = &metrics::get_counter("locomov_connections_refused_total",
-                                             listener_label + ",reason=\"overall_limit\"",
-                                             refused_help);
-  st.refused_per_address = &metrics::get_counter(
-      "locomov_connections_refused_total", listener_label + ",reason=\"per_address_limit\"",
-      refused_help);
-  st.evicted = &metrics::get_counter("locomov_connections_evicted_total", listener_label,
-                                     "Connections in their TLS handshake closed to make room");
-  st.acceptor = std::make_unique<net::acceptor>(
-      st.settings.name, std::move(*listening),
-      hand_to(caf::actor_cast<caf::actor>(self)));
+  find_metrics(st);
+  st.acceptor = std::make_unique<net::acceptor>(st.settings.name, std::move(*listening),
+                                                hand_to(caf::actor_cast<caf::actor>(self)));
   return {
       [self](adopt_atom, const accepted_ptr& accepted) { adopt(self, *accepted); },
       [self](caf::io::new_data_msg& msg) {
@@ -256,6 +274,9 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
 
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
                         const connection_peers& peers) {
+  if (!settings.places) {
+    throw std::logic_error("start_listener: listener_settings.places is null");
+  }
   auto listening = std::make_shared<net::unique_fd>();
   try {
     *listening = net::listen_tcp(settings.host, settings.port);

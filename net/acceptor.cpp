@@ -77,8 +77,8 @@ void acceptor::run() {
     // While backing off the listen queue is left out of the poll set: it
     // stays readable, and only time (or the stop request) should wake us.
     pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {listening_.get(), POLLIN, 0}};
-    const int rc = poll(fds, backing_off ? 1 : 2,
-                        backing_off ? static_cast<int>(backoff_.count()) : -1);
+    const int rc =
+        poll(fds, backing_off ? 1 : 2, backing_off ? static_cast<int>(backoff_.count()) : -1);
     if (rc < 0 && errno != EINTR) {
       logs::net().critical("accept thread cannot poll listener={} reason=\"{}\"", name_,
                            std::strerror(errno));
@@ -117,8 +117,8 @@ bool acceptor::accept_batch() {
         failures_unreported_ = 0;
       }
     }
-    on_accept_(accepted_connection{std::move(fd), endpoint_of(addr),
-                                   std::chrono::steady_clock::now()});
+    on_accept_(
+        accepted_connection{std::move(fd), endpoint_of(addr), std::chrono::steady_clock::now()});
   }
   return true;
 }

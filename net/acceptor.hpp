@@ -55,7 +55,8 @@ class acceptor {
   logs::limiter error_log_;
   logs::limiter recovery_log_;
   std::uint64_t failures_unreported_ = 0;  // since the last "accepting again" line
-  std::thread thread_;  // last: starts once every member it uses exists
+  // Last: it starts once every member it uses exists.
+  std::thread thread_;
 };
 
 }  // namespace locomov::net

@@ -21,8 +21,7 @@ struct addrinfo_deleter {
 /// Binds and listens on one resolved address; an empty string on success,
 /// else the system's reason.
 std::string try_listen(const addrinfo& ai, unique_fd& out) {
-  unique_fd fd{socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                      ai.ai_protocol)};
+  unique_fd fd{socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol)};
   if (!fd) {
     return std::strerror(errno);
   }
@@ -85,8 +84,8 @@ std::string set_keepalive(int fd, const keepalive& ka) {
   if (ka.idle.count() <= 0) {
     return set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, 0, "SO_KEEPALIVE");
   }
-  for (auto error : {set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(ka.idle.count()),
-                                    "TCP_KEEPIDLE"),
+  for (auto error : {set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE,
+                                    static_cast<int>(ka.idle.count()), "TCP_KEEPIDLE"),
                      set_int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL,
                                     static_cast<int>(ka.interval.count()), "TCP_KEEPINTVL"),
                      set_int_option(fd, IPPROTO_TCP, TCP_KEEPCNT, ka.count, "TCP_KEEPCNT"),

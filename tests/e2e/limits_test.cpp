@@ -302,8 +302,8 @@ TEST_F(ConnectionLimits, AddressOverItsShareIsRefusedAndLogged) {
   for (auto& s : held) {
     EXPECT_FALSE(s.closed_by_server(10ms));
   }
-  EXPECT_EQ(daemon_->log_lines_with({"connection refused", "reason=per_address_limit",
-                                     peer_of(over, "127.0.0.2")}),
+  EXPECT_EQ(daemon_->log_lines_with(
+                {"connection refused", "reason=per_address_limit", peer_of(over, "127.0.0.2")}),
             1)
       << daemon_->log();
 }
@@ -336,8 +336,8 @@ TEST_F(ConnectionLimits, ServerFullOfDevicesRefusesTheNextConnection) {
   raw_socket late(daemon_->packet_port(), "127.0.2.100");
 
   EXPECT_TRUE(late.closed_by_server(1s));
-  EXPECT_EQ(daemon_->log_lines_with({"connection refused", "reason=overall_limit",
-                                     peer_of(late, "127.0.2.100")}),
+  EXPECT_EQ(daemon_->log_lines_with(
+                {"connection refused", "reason=overall_limit", peer_of(late, "127.0.2.100")}),
             1)
       << daemon_->log();
   devices.front()->write(valid_packet);
@@ -373,7 +373,8 @@ TEST(DescriptorFlood, RealDeviceIsServedAndDescriptorsComeBack) {
   EXPECT_LE(since(connect), h + 5s);
 
   // The scanners keep their sockets open; the daemon must let go of its ends.
-  EXPECT_TRUE(descriptors_settle(d, baseline, 5, std::chrono::duration_cast<std::chrono::milliseconds>(h + r) - since(flood_over)))
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(h + r) - since(flood_over);
+  EXPECT_TRUE(descriptors_settle(d, baseline, 5, left))
       << "descriptors: " << d.proc().open_descriptors() << " idle: " << baseline;
   const auto log = d.log();
   EXPECT_TRUE(log.find("errno=EMFILE") != std::string::npos ||
@@ -383,6 +384,17 @@ TEST(DescriptorFlood, RealDeviceIsServedAndDescriptorsComeBack) {
   EXPECT_TRUE(d.proc().running());
   scanners.clear();
   EXPECT_EQ(d.stop(), 0) << d.log().substr(0, 20000);
+}
+
+TEST(ListenerStop, ShutdownStopsAcceptingBeforeTheActorsStop) {
+  daemon d({"--db", pg_cluster::shared().fresh_database()});
+
+  ASSERT_EQ(d.stop(), 0) << d.log();
+
+  const auto log = d.log();
+  const auto stopped_accepting = log.find("stopped accepting listener=packet");
+  ASSERT_NE(stopped_accepting, std::string::npos) << log;
+  EXPECT_LT(stopped_accepting, log.find("actors stopped")) << log;
 }
 
 TEST(ListenerStart, PortInUseStopsTheDaemonWithTheReason) {
@@ -399,8 +411,8 @@ TEST(ListenerStart, PortInUseStopsTheDaemonWithTheReason) {
   ASSERT_NE(mkdtemp(dir), nullptr);
 
   auto result = run_command({locomov_binary(), "--state-dir", dir, "--db",
-                             pg_cluster::shared().fresh_database(), "--packet-listen",
-                             "127.0.0.1", "--packet-port", port, "--confo-port", "0"});
+                             pg_cluster::shared().fresh_database(), "--packet-listen", "127.0.0.1",
+                             "--packet-port", port, "--confo-port", "0"});
 
   ::close(taken);
   std::filesystem::remove_all(dir);

@@ -47,10 +47,9 @@ class ConstrainedClients : public ::testing::Test {
   /// s_client with `flags` sends the valid packet; returns once the reply
   /// is in, since -ign_eof would wait for the server to close.
   static command_result s_client(const std::vector<std::string>& flags) {
-    std::vector<std::string> argv{"openssl", "s_client", "-connect",
-                                  "127.0.0.1:" + std::to_string(daemon_->packet_port()),
-                                  "-CAfile", daemon_->ca_file().string(),
-                                  "-verify_return_error", "-ign_eof"};
+    const auto address = "127.0.0.1:" + std::to_string(daemon_->packet_port());
+    std::vector<std::string> argv{"openssl", "s_client", "-connect", address, "-CAfile",
+                                  daemon_->ca_file().string(), "-verify_return_error", "-ign_eof"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     return run_command(argv, valid_packet + "\n", 20s, "Thank you.");
   }

@@ -43,8 +43,8 @@ accepted_pair accept_one() {
   pair.client = connect_loopback(local_port(pair.listening.get()));
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
-  pair.server = unique_fd{accept4(pair.listening.get(), reinterpret_cast<sockaddr*>(&addr), &len,
-                                  SOCK_CLOEXEC)};
+  pair.server = unique_fd{
+      accept4(pair.listening.get(), reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC)};
   pair.peer = endpoint_of(addr);
   return pair;
 }
