@@ -40,9 +40,9 @@ struct listener {
 /// in its TLS handshake to make room, else it refuses the new one; a peer
 /// address over its share is refused), then only moves bytes between
 /// sockets and connection actors, since every broker shares CAF's single
-/// multiplexer thread. The broker's exit stops the accept
-/// thread and closes the listening socket. Throws std::runtime_error when
-/// the address cannot be bound.
+/// multiplexer thread. The broker's exit stops the accept thread and closes
+/// the listening socket. Throws std::runtime_error when the address cannot
+/// be bound.
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
                         const connection_peers& peers);
 

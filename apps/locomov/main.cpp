@@ -74,7 +74,7 @@ net::tls_settings tls_files(const app::options& opts) {
 }
 
 /// Every connection holds a descriptor: take all the system allows.
-net::open_files_limit raise_open_files_limit() {
+net::open_files_limit raise_and_log_open_files_limit() {
   auto limit = net::raise_open_files_limit();
   if (!limit.error.empty()) {
     logs::net().warn("cannot raise the open files limit soft={} hard={} reason=\"{}\"",
@@ -88,7 +88,8 @@ net::open_files_limit raise_open_files_limit() {
   return limit;
 }
 
-/// The places every listener's connections take, logged with their reason.
+/// The places every listener's connections take, logged with where the
+/// overall limit came from.
 std::shared_ptr<actors::admission> make_admission(const app::options& opts,
                                                   const net::open_files_limit& files) {
   const auto derived = actors::default_max_connections(files.soft);
@@ -106,7 +107,7 @@ std::shared_ptr<actors::admission> make_admission(const app::options& opts,
 }
 
 int run(const app::options& opts, const sigset_t& signals) {
-  const auto files = raise_open_files_limit();
+  const auto files = raise_and_log_open_files_limit();
   auto places = make_admission(opts, files);
   std::filesystem::create_directories(opts.state_dir);
   std::unique_ptr<storage::embedded_cluster> cluster;
