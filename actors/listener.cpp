@@ -136,11 +136,15 @@ void refuse(listener_broker* self, std::uint64_t id, const std::string& peer,
   }
 }
 
-/// Runs on the accept thread.
-net::acceptor::handler hand_to(caf::actor broker) {
+/// Runs on the accept thread. The broker is held weakly: its own state owns
+/// this handler, and a strong handle would keep a broker nobody references
+/// alive forever. A connection accepted once the broker is gone closes here.
+net::acceptor::handler hand_to(caf::actor_addr broker) {
   return [broker = std::move(broker)](net::accepted_connection c) {
-    caf::anon_send(broker, adopt_atom::value,
-                   std::make_shared<net::accepted_connection>(std::move(c)));
+    if (auto target = caf::actor_cast<caf::actor>(broker)) {
+      caf::anon_send(target, adopt_atom::value,
+                     std::make_shared<net::accepted_connection>(std::move(c)));
+    }
   };
 }
 
@@ -221,7 +225,7 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
   st.events = std::make_shared<connection_events>(st.settings.name);
   find_metrics(st);
   st.acceptor = std::make_unique<net::acceptor>(st.settings.name, std::move(*listening),
-                                                hand_to(caf::actor_cast<caf::actor>(self)));
+                                                hand_to(self->address()));
   return {
       [self](adopt_atom, const accepted_ptr& accepted) { adopt(self, *accepted); },
       [self](caf::io::new_data_msg& msg) {

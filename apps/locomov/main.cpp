@@ -106,30 +106,12 @@ std::shared_ptr<actors::admission> make_admission(const app::options& opts,
   return std::make_shared<actors::admission>(total, opts.admission.max_per_address);
 }
 
-int run(const app::options& opts, const sigset_t& signals) {
-  const auto files = raise_and_log_open_files_limit();
-  auto places = make_admission(opts, files);
-  std::filesystem::create_directories(opts.state_dir);
-  std::unique_ptr<storage::embedded_cluster> cluster;
-  auto conninfo = database_conninfo(opts, cluster);
-  migrate_schema(conninfo);
-  auto tls = tls_files(opts);
-  auto ctx = net::make_server_context(tls);
-
-  caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
-  auto threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
-  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(threads, 1u)));
-  caf::actor_system sys{cfg};
-
-  auto writer = opts.writer;
-  writer.conninfo = conninfo;
-  auto confos = opts.confos;
-  confos.conninfo = conninfo;
-  auto pipeline = actors::start_pipeline(sys, writer, opts.pubs, confos);
-  const actors::connection_peers peers{pipeline.registry, pipeline.arbiter, pipeline.query};
-
-  std::vector<actors::listener> listeners;
+/// Starts the packet port, then the plaintext and confirmation ports if
+/// configured, adding each to `listeners` as it starts.
+void start_listeners(caf::actor_system& sys, const app::options& opts, const net::ssl_ctx_ptr& ctx,
+                     const std::shared_ptr<actors::admission>& places,
+                     const actors::connection_peers& peers,
+                     std::vector<actors::listener>& listeners) {
   actors::listener_settings packet;
   packet.name = "packet";
   packet.host = opts.packet_listen;
@@ -161,6 +143,52 @@ int run(const app::options& opts, const sigset_t& signals) {
     logs::net().info("listening listener=confo address={}:{} tls=on", opts.confo_listen,
                      listeners.back().port);
   }
+}
+
+/// Stops the listeners first, so that no connection arrives while the rest
+/// stops, then the pipeline; blocks until every actor has ended.
+void stop_actors(caf::actor_system& sys, std::vector<actors::listener>& listeners,
+                 actors::pipeline& pipeline) {
+  caf::scoped_actor self{sys};
+  for (auto& l : listeners) {
+    self->send_exit(l.broker, caf::exit_reason::user_shutdown);
+    self->wait_for(l.broker);
+  }
+  actors::stop_pipeline(sys, pipeline);
+}
+
+int run(const app::options& opts, const sigset_t& signals) {
+  const auto files = raise_and_log_open_files_limit();
+  auto places = make_admission(opts, files);
+  std::filesystem::create_directories(opts.state_dir);
+  std::unique_ptr<storage::embedded_cluster> cluster;
+  auto conninfo = database_conninfo(opts, cluster);
+  migrate_schema(conninfo);
+  auto tls = tls_files(opts);
+  auto ctx = net::make_server_context(tls);
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  auto threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
+  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(threads, 1u)));
+  caf::actor_system sys{cfg};
+
+  auto writer = opts.writer;
+  writer.conninfo = conninfo;
+  auto confos = opts.confos;
+  confos.conninfo = conninfo;
+  auto pipeline = actors::start_pipeline(sys, writer, opts.pubs, confos);
+  const actors::connection_peers peers{pipeline.registry, pipeline.arbiter, pipeline.query};
+
+  std::vector<actors::listener> listeners;
+  try {
+    start_listeners(sys, opts, ctx, places, peers, listeners);
+  } catch (const std::exception&) {
+    // The actor system's destructor waits for every actor to end: without
+    // this, a port in use would hang start-up instead of ending it.
+    stop_actors(sys, listeners, pipeline);
+    throw;
+  }
 
   logs::app().info("locomov ready certificate={} writers={} threads={}",
                    tls.cert_file.string(), writer.writers, threads);
@@ -183,12 +211,7 @@ int run(const app::options& opts, const sigset_t& signals) {
     break;
   }
 
-  caf::scoped_actor self{sys};
-  for (auto& l : listeners) {
-    self->send_exit(l.broker, caf::exit_reason::user_shutdown);
-    self->wait_for(l.broker);
-  }
-  actors::stop_pipeline(sys, pipeline);
+  stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");
   return 0;
 }

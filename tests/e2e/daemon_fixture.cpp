@@ -32,6 +32,7 @@ daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) 
                                 "--packet-port", std::to_string(packet_port_),
                                 "--plain-port", std::to_string(plain_port_),
                                 "--embedded-db-port", std::to_string(embedded_db_port_),
+                                "--confo-listen", "127.0.0.1",
                                 "--confo-port", std::to_string(confo_port_),
                                 "--log-level", "debug"};
   argv.insert(argv.end(), extra.begin(), extra.end());

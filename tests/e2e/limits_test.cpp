@@ -345,9 +345,12 @@ TEST_F(ConnectionLimits, ServerFullOfDevicesRefusesTheNextConnection) {
 }
 
 // S6: a flood of silent connections against a daemon whose descriptor limit
-// is 1024, from one address, so the per-address limit is off.
+// is 1024, from one address, so the per-address limit is off. The flood's
+// local ports lie below the kernel's ephemeral range, so that it cannot take
+// a port another daemon was just handed by free_port() and is about to
+// listen on (in this binary, or in a suite running beside it).
 TEST(DescriptorFlood, RealDeviceIsServedAndDescriptorsComeBack) {
-  constexpr int flood = 2000;
+  constexpr std::size_t flood = 2000;
   constexpr auto h = 2s;
   constexpr auto r = 3s;
   daemon d({"--db", pg_cluster::shared().fresh_database(), "--handshake-timeout",
@@ -358,8 +361,12 @@ TEST(DescriptorFlood, RealDeviceIsServedAndDescriptorsComeBack) {
 
   std::vector<raw_socket> scanners;
   scanners.reserve(flood);
-  for (int i = 0; i < flood; ++i) {
-    scanners.emplace_back(d.packet_port());
+  for (int source_port = 20000; scanners.size() < flood; ++source_port) {
+    try {
+      scanners.emplace_back(d.packet_port(), "127.0.0.1", source_port);
+    } catch (const std::runtime_error&) {
+      ASSERT_LT(source_port, 30000) << "no free local ports for the flood";
+    }
   }
   const auto flood_over = clock::now();
 
@@ -397,28 +404,68 @@ TEST(ListenerStop, ShutdownStopsAcceptingBeforeTheActorsStop) {
   EXPECT_LT(stopped_accepting, log.find("actors stopped")) << log;
 }
 
-TEST(ListenerStart, PortInUseStopsTheDaemonWithTheReason) {
-  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(taken, 1), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len);
-  const auto port = std::to_string(ntohs(addr.sin_port));
+/// A port on 127.0.0.1 held by a listening socket of the test's own.
+class taken_port {
+ public:
+  taken_port() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd_, 1) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::runtime_error("cannot hold a port");
+    }
+    port_ = std::to_string(ntohs(addr.sin_port));
+  }
+  ~taken_port() { ::close(fd_); }
+
+  const std::string& port() const { return port_; }
+
+ private:
+  int fd_;
+  std::string port_;
+};
+
+/// locomov's exit status and output, started on a fresh state folder with
+/// `extra` options.
+command_result start_and_fail(const std::vector<std::string>& extra) {
   char dir[] = "/tmp/locomov-e2e-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-
-  auto result = run_command({locomov_binary(), "--state-dir", dir, "--db",
-                             pg_cluster::shared().fresh_database(), "--packet-listen", "127.0.0.1",
-                             "--packet-port", port, "--confo-port", "0"});
-
-  ::close(taken);
+  if (mkdtemp(dir) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
+  std::vector<std::string> argv{locomov_binary(), "--state-dir", dir, "--db",
+                                pg_cluster::shared().fresh_database()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto result = run_command(argv);
   std::filesystem::remove_all(dir);
+  return result;
+}
+
+TEST(ListenerStart, PortInUseStopsTheDaemonWithTheReason) {
+  taken_port taken;
+
+  auto result = start_and_fail(
+      {"--packet-listen", "127.0.0.1", "--packet-port", taken.port(), "--confo-port", "0"});
+
   EXPECT_EQ(result.status, 1) << result.output;
-  EXPECT_NE(result.output.find("cannot listen on 127.0.0.1:" + port +
+  EXPECT_NE(result.output.find("cannot listen on 127.0.0.1:" + taken.port() +
                                " for the packet port: Address already in use"),
+            std::string::npos)
+      << result.output;
+}
+
+// Once the packet port listens, its broker runs: a later failure must stop
+// it, or the actor system waits for it forever.
+TEST(ListenerStart, PortInUseForALaterListenerStopsTheDaemonToo) {
+  taken_port taken;
+
+  auto result = start_and_fail({"--packet-listen", "127.0.0.1", "--packet-port", "0",
+                                "--confo-listen", "127.0.0.1", "--confo-port", taken.port()});
+
+  EXPECT_EQ(result.status, 1) << result.output;
+  EXPECT_NE(result.output.find("cannot listen on 127.0.0.1:" + taken.port() +
+                               " for the confo port: Address already in use"),
             std::string::npos)
       << result.output;
 }

@@ -26,12 +26,14 @@ sockaddr_in ipv4(const std::string& address, int port) {
 
 }  // namespace
 
-raw_socket::raw_socket(int port, const std::string& source) {
+raw_socket::raw_socket(int port, const std::string& source, int source_port) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
   }
-  auto from = ipv4(source, 0);
+  const int on = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  auto from = ipv4(source, source_port);
   auto to = ipv4("127.0.0.1", port);
   if (bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
       connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {

@@ -9,11 +9,12 @@ namespace locomov::test {
 /// A plain TCP connection to 127.0.0.1, for tests that send raw bytes, or
 /// nothing at all, the way scanners and broken clients do. `source` picks
 /// the client's address among the loopback range (127.0.0.0/8), so one test
-/// can stand for several peers. Test use only.
+/// can stand for several peers; `source_port`, when not 0, its port.
+/// Test use only.
 class raw_socket {
  public:
   /// Connects (blocking); throws std::runtime_error on failure.
-  explicit raw_socket(int port, const std::string& source = "127.0.0.1");
+  explicit raw_socket(int port, const std::string& source = "127.0.0.1", int source_port = 0);
   ~raw_socket();
   raw_socket(raw_socket&& other) noexcept;
   raw_socket& operator=(raw_socket&&) = delete;
