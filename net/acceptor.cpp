@@ -1,6 +1,7 @@
 #include "net/acceptor.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -72,6 +73,10 @@ acceptor::~acceptor() {
 }
 
 void acceptor::run() {
+  // Otherwise it inherits the name of the thread that started it, often
+  // CAF's "caf.multiplexer", and top -H blames the wrong thread.
+  const auto thread_name = ("accept." + name_).substr(0, 15);
+  pthread_setname_np(pthread_self(), thread_name.c_str());
   bool backing_off = false;
   for (;;) {
     // While backing off the listen queue is left out of the poll set: it

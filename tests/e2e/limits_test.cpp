@@ -56,7 +56,10 @@ class StalledPeers : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    // A daemon that failed to start has already failed the suite.
+    if (daemon_ != nullptr) {
+      EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    }
     delete daemon_;
     delete conninfo_;
   }
@@ -254,7 +257,10 @@ class ConnectionLimits : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    // A daemon that failed to start has already failed the suite.
+    if (daemon_ != nullptr) {
+      EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    }
     delete daemon_;
   }
 

@@ -40,7 +40,10 @@ class ConstrainedClients : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    // A daemon that failed to start has already failed the suite.
+    if (daemon_ != nullptr) {
+      EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    }
     delete daemon_;
   }
 
