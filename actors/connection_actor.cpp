@@ -1,5 +1,7 @@
 #include "actors/connection_actor.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -8,6 +10,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/connection_events.hpp"
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 #include "net/tls_session.hpp"
@@ -32,9 +35,23 @@ struct reply {
 /// from the app's HTTPS request.
 enum class mode { undecided, packets, confos, http };
 
+/// What ends a connection when its peer is silent for too long.
+enum class deadline_kind {
+  none,       ///< no silence counts: locomov owes the peer a reply
+  handshake,  ///< the TLS handshake, total from accept
+  read,       ///< until the first frame, and inside a frame
+  idle,       ///< between frames
+};
+
+struct deadline {
+  deadline_kind kind = deadline_kind::none;
+  clock::time_point at;
+};
+
 struct connection_state {
   caf::actor broker;
   connection_peers peers;
+  std::shared_ptr<connection_events> events;
   mode speaks = mode::undecided;
   std::unique_ptr<protocol::http_reader> http;
   connection_info info;
@@ -47,20 +64,63 @@ struct connection_state {
   std::string plain;
   std::string cipher_out;
   std::string frame;
-  clock::time_point last_read = clock::now();
+  // The last read, or when the last owed reply went out: silence since then
+  // is the peer's.
+  clock::time_point last_activity;
+  bool seen_frame = false;
   bool established = false;
   bool draining = false;  // read no more; close once owed replies are sent
   bool halted = false;
   bool closed = false;
+  // One timer at a time; it is re-armed only when the deadline moves
+  // earlier, so that reads, which only ever push it later, arm nothing.
+  bool timer_armed = false;
+  clock::time_point timer_at;
   std::uint64_t deadline_generation = 0;  // only the newest armed timer counts
   static inline const char* name = "connection";
 };
 
 using connection = caf::stateful_actor<connection_state>;
 
-/// (Re)arms the connection's one deadline; a timer armed earlier goes stale.
-void arm_deadline(connection* self, std::chrono::milliseconds delay) {
-  self->delayed_send(self, delay, deadline_atom::value, ++self->state.deadline_generation);
+/// Whether the peer stopped in the middle of something: a TLS record, a
+/// JSON value or an HTTP request.
+bool mid_frame(const connection_state& st) {
+  if (st.tls && st.tls->mid_record()) {
+    return true;
+  }
+  if (st.http) {
+    return st.http->mid_request();
+  }
+  return st.splitter->buffered() > 0;
+}
+
+deadline current_deadline(const connection_state& st) {
+  const auto& limits = st.settings;
+  if (st.tls && !st.established) {
+    return {deadline_kind::handshake, st.info.accepted_at + limits.handshake_timeout};
+  }
+  if (!st.replies.empty()) {
+    return {};
+  }
+  if (!st.seen_frame || mid_frame(st)) {
+    return {deadline_kind::read, st.last_activity + limits.read_timeout};
+  }
+  return {deadline_kind::idle, st.last_activity + limits.idle_timeout};
+}
+
+/// Makes sure a timer fires no later than the current deadline.
+void schedule_deadline(connection* self) {
+  auto& st = self->state;
+  const auto next = current_deadline(st);
+  if (st.closed || next.kind == deadline_kind::none ||
+      (st.timer_armed && st.timer_at <= next.at)) {
+    return;
+  }
+  st.timer_armed = true;
+  st.timer_at = next.at;
+  const auto delay = std::chrono::ceil<std::chrono::milliseconds>(next.at - clock::now());
+  self->delayed_send(self, std::max(delay, std::chrono::milliseconds(0)), deadline_atom::value,
+                     ++st.deadline_generation);
 }
 
 void send_bytes(connection* self, std::string& bytes) {
@@ -111,6 +171,9 @@ void flush_replies(connection* self) {
   if (!text.empty()) {
     write_plain(self, text);
   }
+  if (!text.empty() && st.replies.empty()) {
+    st.last_activity = clock::now();
+  }
   if (st.draining && st.replies.empty()) {
     close_now(self, true);
     return;
@@ -122,6 +185,7 @@ void flush_replies(connection* self) {
     st.halted = false;
     self->send(st.broker, resume_atom::value, st.info.hdl);
   }
+  schedule_deadline(self);
 }
 
 reply* find_reply(connection_state& st, std::uint64_t seq) {
@@ -200,6 +264,7 @@ void on_http(connection* self) {
   std::vector<protocol::http_request> requests;
   st.http->feed(st.plain, requests);
   st.plain.clear();
+  st.seen_frame = st.seen_frame || !requests.empty();
   for (auto& request : requests) {
     auto seq = st.next_seq++;
     if (!request.keep_alive) {
@@ -265,6 +330,7 @@ void decode_frames(connection* self) {
                    "limit " + std::to_string(st.settings.max_frame) + " bytes");
       break;
     }
+    st.seen_frame = true;
     if (st.speaks == mode::packets) {
       on_packet(self, received_at);
     } else {
@@ -274,12 +340,27 @@ void decode_frames(connection* self) {
   flush_replies(self);
 }
 
+// Scanners send anything to a TLS port, so these lines are rate-limited;
+// "peer did not speak TLS" apart from OpenSSL's reasons, so that one kind of
+// noise cannot hide the other.
+void log_tls_failure(connection* self) {
+  auto& st = self->state;
+  const auto& reason = st.tls->error();
+  const bool not_tls = reason == "peer did not speak TLS";
+  std::uint64_t suppressed = 0;
+  if ((not_tls ? st.events->not_tls_log : st.events->tls_failure_log).allow(suppressed)) {
+    logs::net().warn("{} conn={} peer={} reason=\"{}\" suppressed={}",
+                     st.established ? "TLS error" : "TLS handshake failed", st.info.id,
+                     st.info.peer, reason, suppressed);
+  }
+}
+
 void on_bytes(connection* self, std::vector<char>& bytes) {
   auto& st = self->state;
   if (st.closed || st.draining) {
     return;
   }
-  st.last_read = clock::now();
+  st.last_activity = clock::now();
   std::string_view data(bytes.data(), bytes.size());
   if (!st.tls) {
     st.plain.append(data);
@@ -290,16 +371,13 @@ void on_bytes(connection* self, std::vector<char>& bytes) {
   send_bytes(self, st.cipher_out);
   using tls_state = net::tls_session::state;
   if (state == tls_state::failed) {
-    logs::net().warn("{} conn={} peer={} reason=\"{}\"",
-                     st.established ? "TLS error" : "TLS handshake failed", st.info.id,
-                     st.info.peer, st.tls->error());
+    log_tls_failure(self);
     close_now(self, false);
     return;
   }
   if (!st.established && state != tls_state::handshaking) {
     st.established = true;
-    // The handshake deadline is over; silence is now measured from here.
-    arm_deadline(self, st.settings.read_timeout);
+    self->send(st.broker, tls_done_atom::value, st.info.hdl);
     logs::net().debug("TLS established conn={} peer={} version={} cipher={}", st.info.id,
                       st.info.peer, st.tls->version(), st.tls->cipher());
   }
@@ -311,40 +389,68 @@ void on_bytes(connection* self, std::vector<char>& bytes) {
     st.draining = true;
     flush_replies(self);
   }
+  schedule_deadline(self);
 }
 
-// One timer per connection: during the handshake it enforces the total
-// handshake deadline; after it, the read deadline, counted from the last read
-// and suspended while replies are owed (the silence is then ours).
+/// Closes the connection for the deadline that passed.
+void expire(connection* self, deadline_kind kind) {
+  auto& st = self->state;
+  auto& ev = *st.events;
+  std::uint64_t suppressed = 0;
+  switch (kind) {
+    case deadline_kind::handshake:
+      ev.handshake_timeouts.inc();
+      if (ev.handshake_timeout_log.allow(suppressed)) {
+        logs::net().warn("TLS handshake timed out conn={} peer={} limit={}ms suppressed={}",
+                         st.info.id, st.info.peer, st.settings.handshake_timeout.count(),
+                         suppressed);
+      }
+      close_now(self, false);
+      return;
+    case deadline_kind::read:
+      ev.read_timeouts.inc();
+      if (ev.read_timeout_log.allow(suppressed)) {
+        logs::net().info("read timed out conn={} peer={} limit={}ms suppressed={}", st.info.id,
+                         st.info.peer, st.settings.read_timeout.count(), suppressed);
+      }
+      break;
+    case deadline_kind::idle:
+      ev.idle_timeouts.inc();
+      if (ev.idle_timeout_log.allow(suppressed)) {
+        logs::net().info("idle timed out conn={} peer={} limit={}ms suppressed={}", st.info.id,
+                         st.info.peer, st.settings.idle_timeout.count(), suppressed);
+      }
+      break;
+    case deadline_kind::none:
+      return;
+  }
+  close_now(self, true);
+}
+
 void on_deadline(connection* self) {
   auto& st = self->state;
+  st.timer_armed = false;
   if (st.closed) {
     return;
   }
-  if (st.tls && !st.established) {
-    logs::net().warn("TLS handshake timed out conn={} peer={} limit={}ms", st.info.id,
-                     st.info.peer, st.settings.handshake_timeout.count());
-    close_now(self, false);
+  const auto due = current_deadline(st);
+  if (due.kind != deadline_kind::none && clock::now() >= due.at) {
+    expire(self, due.kind);
     return;
   }
-  auto silent = clock::now() - st.last_read;
-  if (st.replies.empty() && silent >= st.settings.read_timeout) {
-    logs::net().info("read timed out conn={} peer={} limit={}ms", st.info.id, st.info.peer,
-                     st.settings.read_timeout.count());
-    close_now(self, true);
-    return;
-  }
-  auto left = st.settings.read_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(silent);
-  arm_deadline(self, std::max(left, std::chrono::milliseconds(100)));
+  schedule_deadline(self);
 }
 
 caf::behavior connection_behavior(connection* self, caf::actor broker, connection_info info,
                                   net::ssl_ctx_ptr tls, connection_settings settings,
-                                  connection_peers peers) {
+                                  connection_peers peers,
+                                  std::shared_ptr<connection_events> events) {
   auto& st = self->state;
   st.broker = std::move(broker);
   st.peers = std::move(peers);
+  st.events = std::move(events);
   st.info = std::move(info);
+  st.last_activity = st.info.accepted_at;
   if (st.info.kind == service::packet) {
     st.speaks = mode::packets;
   }
@@ -353,11 +459,10 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
   st.splitter = std::make_unique<protocol::frame_splitter>(settings.max_frame);
   if (st.ctx) {
     st.tls = std::make_unique<net::tls_session>(st.ctx.get());
-    arm_deadline(self, settings.handshake_timeout);
   } else {
     st.established = true;
-    arm_deadline(self, settings.read_timeout);
   }
+  schedule_deadline(self);
   return {
       [self](recv_atom, std::vector<char>& bytes) { on_bytes(self, bytes); },
       [self](stored_atom, std::uint64_t seq) { answer(self, seq, "Thank you.\n"); },
@@ -395,9 +500,10 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
 
 caf::actor spawn_connection_actor(caf::actor_system& sys, caf::actor broker, connection_info info,
                                   net::ssl_ctx_ptr tls, const connection_settings& settings,
-                                  const connection_peers& peers) {
+                                  const connection_peers& peers,
+                                  std::shared_ptr<connection_events> events) {
   return sys.spawn(connection_behavior, std::move(broker), std::move(info), std::move(tls),
-                   settings, peers);
+                   settings, peers, std::move(events));
 }
 
 }  // namespace locomov::actors

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -11,6 +13,8 @@
 #include "net/tls_context.hpp"
 
 namespace locomov::actors {
+
+struct connection_events;
 
 /// What a listener serves.
 enum class service {
@@ -29,21 +33,27 @@ struct connection_peers {
 struct connection_info {
   caf::io::connection_handle hdl;
   std::uint64_t id = 0;  ///< unique per process, the `conn=` of log lines
-  std::string peer;      ///< "address:port"
+  std::string peer;      ///< "address:port", "[v6 address]:port"
   std::string listener;  ///< "packet", ...
   service kind = service::packet;
+  std::chrono::steady_clock::time_point accepted_at;  ///< the handshake deadline counts from here
 };
 
 /// Spawns the scheduled actor that owns one connection: its TLS session
 /// (none when `tls` is null, for the plaintext development listener), its
 /// framing and decoding, and the order of its replies. It receives
 /// (recv, bytes) and (peer_gone) from `broker` and sends back (out, hdl,
-/// bytes), (close, hdl), (halt, hdl) and (resume, hdl). Decoded packets go to
+/// bytes), (close, hdl), (halt, hdl), (resume, hdl) and, once its TLS
+/// handshake completed, (tls_done, hdl). Decoded packets go to
 /// the registry, confos to the arbiter, HTTP queries to the query actor; each
-/// frame is answered in order, a packet after its commit. Runs on the
-/// scheduler, so TLS and JSON work uses every core.
+/// frame is answered in order, a packet after its commit. Silence closes
+/// it: the handshake deadline counts from accept, the read deadline until
+/// the first frame and inside one, the idle deadline between frames, and
+/// none while a reply is owed. `events` are its listener's counters and log
+/// limiters. Runs on the scheduler, so TLS and JSON work uses every core.
 caf::actor spawn_connection_actor(caf::actor_system& sys, caf::actor broker, connection_info info,
                                   net::ssl_ctx_ptr tls, const connection_settings& settings,
-                                  const connection_peers& peers);
+                                  const connection_peers& peers,
+                                  std::shared_ptr<connection_events> events);
 
 }  // namespace locomov::actors

@@ -1,12 +1,8 @@
 #include "actors/listener.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
-#include <cstring>
+#include <map>
+#include <memory>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -15,8 +11,12 @@
 #include <caf/io/all.hpp>
 
 #include "actors/connection_actor.hpp"
+#include "actors/connection_events.hpp"
 #include "actors/messages.hpp"
+#include "common/log_limiter.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
+#include "net/acceptor.hpp"
 
 namespace locomov::actors {
 namespace {
@@ -27,11 +27,42 @@ std::atomic<std::uint64_t> next_connection_id{1};
 
 constexpr std::size_t read_chunk = 16 * 1024;
 
+struct connection_entry {
+  caf::actor actor;
+  std::uint64_t id = 0;
+  std::string peer;
+  admission::ticket place;  // given back when the entry goes
+  bool handshaking = false;
+};
+
 struct listener_state {
-  listener_settings settings;
+  listener_settings settings;  // first: its admission outlives the tickets below
   connection_peers peers;
-  std::unordered_map<caf::io::connection_handle, caf::actor> connections;
+  std::unordered_map<caf::io::connection_handle, connection_entry> connections;
+  // Connections still in their TLS handshake by id, so oldest first: what a
+  // full server closes to make room. Scanners and stalled handshakes are
+  // what fills a server; a device that finished its handshake is not touched.
+  std::map<std::uint64_t, caf::io::connection_handle> handshaking;
+  metrics::counter* accepted = nullptr;
+  metrics::counter* refused_overall = nullptr;
+  metrics::counter* refused_per_address = nullptr;
+  metrics::counter* evicted = nullptr;
+  std::shared_ptr<connection_events> events;  // for its connection actors
+  logs::limiter keepalive_log;
+  logs::limiter refused_overall_log;
+  logs::limiter refused_per_address_log;
+  logs::limiter evicted_log;
+  // Last, so that it is destroyed first: accepting stops before anything
+  // else of the listener goes.
+  std::unique_ptr<net::acceptor> acceptor;
   static inline const char* name = "listener";
+
+  ~listener_state() {
+    if (acceptor) {
+      acceptor.reset();
+      logs::net().info("stopped accepting listener={}", settings.name);
+    }
+  }
 };
 
 using listener_broker = caf::stateful_actor<listener_state, caf::io::broker>;
@@ -40,52 +71,181 @@ using listener_broker = caf::stateful_actor<listener_state, caf::io::broker>;
 /// The multiplexer reuses a closed socket's handle for the next accepted
 /// one, so a closed connection's actor may still be sending for a handle
 /// that now belongs to another connection: those messages must be dropped.
-const caf::actor* owner_of(listener_broker* self, caf::io::connection_handle hdl) {
+connection_entry* owner_of(listener_broker* self, caf::io::connection_handle hdl) {
   auto it = self->state.connections.find(hdl);
   if (it == self->state.connections.end() ||
-      caf::actor_cast<caf::actor>(self->current_sender()) != it->second) {
+      caf::actor_cast<caf::actor>(self->current_sender()) != it->second.actor) {
     return nullptr;
   }
   return &it->second;
 }
 
-caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr doorman,
+/// Drops the broker's record of a connection, giving back its place.
+void forget(listener_broker* self, caf::io::connection_handle hdl) {
+  auto& st = self->state;
+  auto it = st.connections.find(hdl);
+  if (it == st.connections.end()) {
+    return;
+  }
+  self->unlink_from(it->second.actor);
+  if (it->second.handshaking) {
+    st.handshaking.erase(it->second.id);
+  }
+  st.connections.erase(it);
+}
+
+/// Closes this listener's oldest connection still in its TLS handshake, for
+/// connection `for_id`; false when it has none.
+bool make_room(listener_broker* self, std::uint64_t for_id) {
+  auto& st = self->state;
+  if (st.handshaking.empty()) {
+    return false;
+  }
+  const auto hdl = st.handshaking.begin()->second;
+  const auto& victim = st.connections.at(hdl);
+  st.evicted->inc();
+  std::uint64_t suppressed = 0;
+  if (st.evicted_log.allow(suppressed)) {
+    logs::net().warn(
+        "connection closed to make room conn={} peer={} listener={} reason=handshake_pending "
+        "for_conn={} limit={} suppressed={}",
+        victim.id, victim.peer, st.settings.name, for_id, st.settings.places->max_total(),
+        suppressed);
+  }
+  self->send(victim.actor, peer_gone_atom::value);
+  forget(self, hdl);
+  self->close(hdl);
+  return true;
+}
+
+void refuse(listener_broker* self, std::uint64_t id, const std::string& peer,
+            admission::verdict why) {
+  auto& st = self->state;
+  const bool overall = why == admission::verdict::overall_limit;
+  auto& refused = overall ? *st.refused_overall : *st.refused_per_address;
+  auto& log_limit = overall ? st.refused_overall_log : st.refused_per_address_log;
+  const auto limit = overall ? st.settings.places->max_total()
+                             : st.settings.places->max_per_address();
+  refused.inc();
+  std::uint64_t suppressed = 0;
+  if (log_limit.allow(suppressed)) {
+    logs::net().warn(
+        "connection refused conn={} peer={} listener={} reason={} limit={} suppressed={}", id,
+        peer, st.settings.name, overall ? "overall_limit" : "per_address_limit", limit,
+        suppressed);
+  }
+}
+
+/// Runs on the accept thread. The broker is held weakly: its own state owns
+/// this handler, and a strong handle would keep a broker nobody references
+/// alive forever. A connection accepted once the broker is gone closes here.
+net::acceptor::handler hand_to(caf::actor_addr broker) {
+  return [broker = std::move(broker)](net::accepted_connection c) {
+    if (auto target = caf::actor_cast<caf::actor>(broker)) {
+      caf::anon_send(target, adopt_atom::value,
+                     std::make_shared<net::accepted_connection>(std::move(c)));
+    }
+  };
+}
+
+/// Hands an admitted socket to CAF and spawns its connection actor.
+void serve(listener_broker* self, net::accepted_connection& accepted, connection_info info,
+           admission::ticket place) {
+  auto& st = self->state;
+  info.listener = st.settings.name;
+  info.kind = st.settings.kind;
+  info.accepted_at = accepted.at;
+  const int fd = accepted.fd.get();
+  info.hdl = self->add_scribe(accepted.fd.release());
+  // After add_scribe, which turns keepalive on at the system's timings.
+  if (auto error = net::set_keepalive(fd, st.settings.keepalive); !error.empty()) {
+    std::uint64_t suppressed = 0;
+    if (st.keepalive_log.allow(suppressed)) {
+      logs::net().warn("cannot set keepalive conn={} peer={} reason=\"{}\" suppressed={}",
+                       info.id, info.peer, error, suppressed);
+    }
+  }
+  logs::net().debug("connection accepted conn={} peer={} listener={}", info.id, info.peer,
+                    info.listener);
+  connection_entry entry;
+  entry.id = info.id;
+  entry.peer = info.peer;
+  entry.place = std::move(place);
+  entry.handshaking = st.settings.tls != nullptr;
+  const auto hdl = info.hdl;
+  entry.actor = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
+                                       std::move(info), st.settings.tls, st.settings.connection,
+                                       st.peers, st.events);
+  self->link_to(entry.actor);
+  if (entry.handshaking) {
+    st.handshaking.emplace(entry.id, hdl);
+  }
+  st.connections.emplace(hdl, std::move(entry));
+  self->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
+}
+
+void adopt(listener_broker* self, net::accepted_connection& accepted) {
+  auto& st = self->state;
+  st.accepted->inc();
+  connection_info info;
+  info.id = next_connection_id++;
+  info.peer = accepted.peer.to_string();
+  admission::ticket place;
+  auto verdict = st.settings.places->admit(accepted.peer.address, place);
+  if (verdict == admission::verdict::overall_limit && make_room(self, info.id)) {
+    verdict = st.settings.places->admit(accepted.peer.address, place);
+  }
+  if (verdict != admission::verdict::admitted) {
+    refuse(self, info.id, info.peer, verdict);
+    accepted.fd.reset();
+    return;
+  }
+  serve(self, accepted, std::move(info), std::move(place));
+}
+
+/// The listener's series, looked up once: a lookup takes the registry's lock.
+void find_metrics(listener_state& st) {
+  const auto listener = "listener=\"" + st.settings.name + "\"";
+  st.accepted = &metrics::get_counter("locomov_connections_accepted_total", listener,
+                                      "Connections taken off the listen queue");
+  const char* refused = "Connections closed at once, by the limit they would exceed";
+  st.refused_overall = &metrics::get_counter("locomov_connections_refused_total",
+                                             listener + ",reason=\"overall_limit\"", refused);
+  st.refused_per_address = &metrics::get_counter(
+      "locomov_connections_refused_total", listener + ",reason=\"per_address_limit\"", refused);
+  st.evicted = &metrics::get_counter("locomov_connections_evicted_total", listener,
+                                     "Connections in their TLS handshake closed to make room");
+}
+
+caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::unique_fd> listening,
                                 listener_settings settings, connection_peers peers) {
-  self->add_doorman(std::move(doorman));
-  self->state.settings = std::move(settings);
-  self->state.peers = std::move(peers);
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.peers = std::move(peers);
+  st.events = std::make_shared<connection_events>(st.settings.name);
+  find_metrics(st);
+  st.acceptor = std::make_unique<net::acceptor>(st.settings.name, std::move(*listening),
+                                                hand_to(self->address()));
   return {
-      [self](const caf::io::new_connection_msg& msg) {
-        auto& st = self->state;
-        connection_info info;
-        info.hdl = msg.handle;
-        info.id = next_connection_id++;
-        info.peer = self->remote_addr(msg.handle) + ":" +
-                    std::to_string(self->remote_port(msg.handle));
-        info.listener = st.settings.name;
-        info.kind = st.settings.kind;
-        logs::net().debug("connection accepted conn={} peer={} listener={}", info.id, info.peer,
-                          info.listener);
-        auto conn = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),
-                                           std::move(info), st.settings.tls,
-                                           st.settings.connection, st.peers);
-        self->link_to(conn);
-        st.connections.emplace(msg.handle, std::move(conn));
-        self->configure_read(msg.handle, caf::io::receive_policy::at_most(read_chunk));
-      },
+      [self](adopt_atom, const accepted_ptr& accepted) { adopt(self, *accepted); },
       [self](caf::io::new_data_msg& msg) {
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
           // Copied, not moved: the buffer belongs to the socket's read loop.
-          self->send(it->second, recv_atom::value, std::vector<char>(msg.buf));
+          self->send(it->second.actor, recv_atom::value, std::vector<char>(msg.buf));
         }
       },
       [self](const caf::io::connection_closed_msg& msg) {
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
-          self->send(it->second, peer_gone_atom::value);
-          self->unlink_from(it->second);
-          self->state.connections.erase(it);
+          self->send(it->second.actor, peer_gone_atom::value);
+          forget(self, msg.handle);
+        }
+      },
+      [self](tls_done_atom, caf::io::connection_handle hdl) {
+        if (auto* entry = owner_of(self, hdl); entry != nullptr && entry->handshaking) {
+          entry->handshaking = false;
+          self->state.handshaking.erase(entry->id);
         }
       },
       [self](out_atom, caf::io::connection_handle hdl, const std::vector<char>& bytes) {
@@ -95,9 +255,8 @@ caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr door
         }
       },
       [self](close_atom, caf::io::connection_handle hdl) {
-        if (const auto* conn = owner_of(self, hdl)) {
-          self->unlink_from(*conn);
-          self->state.connections.erase(hdl);
+        if (owner_of(self, hdl) != nullptr) {
+          forget(self, hdl);
           // Written bytes are flushed before the socket closes.
           self->close(hdl);
         }
@@ -112,64 +271,27 @@ caf::behavior listener_behavior(listener_broker* self, caf::io::doorman_ptr door
           self->trigger(hdl);
         }
       },
-      [self](const caf::io::acceptor_closed_msg&) {
-        logs::net().error("listener socket closed listener={}", self->state.settings.name);
-      },
   };
-}
-
-/// CAF reports a failed bind only as "tcp socket creation failed"; binding
-/// once more by hand recovers the system's reason ("Address already in use").
-std::string bind_failure_reason(const std::string& host, std::uint16_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const auto service = std::to_string(port);
-  if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints,
-                                 &found);
-      rc != 0) {
-    return gai_strerror(rc);
-  }
-  std::string reason;
-  for (auto* ai = found; ai != nullptr && reason.empty(); ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      reason = std::strerror(errno);
-      break;
-    }
-    const int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      reason = std::strerror(errno);
-    }
-    close(fd);
-  }
-  freeaddrinfo(found);
-  return reason;
 }
 
 }  // namespace
 
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
                         const connection_peers& peers) {
-  auto& mm = sys.middleman();
-  const char* host = settings.host.empty() ? nullptr : settings.host.c_str();
-  auto doorman = mm.backend().new_tcp_doorman(settings.port, host, true);
-  if (!doorman) {
-    auto reason = bind_failure_reason(settings.host, settings.port);
-    if (reason.empty()) {
-      reason = sys.render(doorman.error());
-    }
+  if (!settings.places) {
+    throw std::logic_error("start_listener: listener_settings.places is null");
+  }
+  auto listening = std::make_shared<net::unique_fd>();
+  try {
+    *listening = net::listen_tcp(settings.host, settings.port);
+  } catch (const std::runtime_error& e) {
     throw std::runtime_error("cannot listen on " + settings.host + ":" +
                              std::to_string(settings.port) + " for the " + settings.name +
-                             " port: " + reason);
+                             " port: " + e.what());
   }
   listener result;
-  result.port = (*doorman)->port();
-  result.broker = mm.spawn_broker(listener_behavior, std::move(*doorman), settings,
-                                  peers);
+  result.port = net::local_port(listening->get());
+  result.broker = sys.middleman().spawn_broker(listener_behavior, listening, settings, peers);
   return result;
 }
 

@@ -1,12 +1,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
 
+#include "actors/admission.hpp"
 #include "actors/connection_actor.hpp"
 #include "actors/settings.hpp"
+#include "net/tcp.hpp"
 #include "net/tls_context.hpp"
 
 namespace locomov::actors {
@@ -19,6 +22,9 @@ struct listener_settings {
   std::uint16_t port = 38981;      ///< 0 picks a free port (tests)
   net::ssl_ctx_ptr tls;            ///< null: plaintext (development only)
   connection_settings connection;
+  net::keepalive keepalive;        ///< set on every accepted socket
+  /// The places all listeners take their connections from; never null.
+  std::shared_ptr<admission> places;
 };
 
 /// A listening socket and the broker that serves it.
@@ -28,9 +34,15 @@ struct listener {
 };
 
 /// Binds the socket (in the calling thread, so errors surface at start-up)
-/// and spawns its broker. The broker only moves bytes between sockets and
-/// connection actors, since every broker shares CAF's single multiplexer
-/// thread. Throws std::runtime_error when the address cannot be bound.
+/// and spawns its broker and the broker's accept thread (net::acceptor),
+/// which hands each new connection to the broker. The broker admits it
+/// (`places`: when all are taken, it closes its own oldest connection still
+/// in its TLS handshake to make room, else it refuses the new one; a peer
+/// address over its share is refused), then only moves bytes between
+/// sockets and connection actors, since every broker shares CAF's single
+/// multiplexer thread. The broker's exit stops the accept thread and closes
+/// the listening socket. Throws std::runtime_error when the address cannot
+/// be bound.
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
                         const connection_peers& peers);
 

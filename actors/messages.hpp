@@ -4,11 +4,13 @@
 // CAF remoting), so they are allowed as unsafe (not serializable) types.
 
 #include <cstdint>
+#include <memory>
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include "net/tcp.hpp"
 #include "protocol/confo.hpp"
 #include "protocol/reading.hpp"
 #include "storage/packet_store.hpp"
@@ -21,7 +23,20 @@ using out_atom = caf::atom_constant<caf::atom("out")>;          ///< (out, hdl, 
 using close_atom = caf::atom_constant<caf::atom("close")>;      ///< (close, hdl)
 using halt_atom = caf::atom_constant<caf::atom("halt")>;        ///< (halt, hdl): stop reading
 using resume_atom = caf::atom_constant<caf::atom("resume")>;    ///< (resume, hdl)
+/// (peer_gone): the socket is closed, by the peer or by the listener
+/// making room; the actor stops without writing.
 using peer_gone_atom = caf::atom_constant<caf::atom("peer_gone")>;
+/// (tls_done, hdl): the handshake completed, so the connection is no longer
+/// the first to close when the listeners are full.
+using tls_done_atom = caf::atom_constant<caf::atom("tls_done")>;
+
+// From a listener's accept thread to its broker.
+using adopt_atom = caf::atom_constant<caf::atom("adopt")>;  ///< (adopt, accepted_ptr)
+
+/// A connection the accept thread took, on its way to the broker. Shared,
+/// since messages must be copyable; the descriptor closes with the last
+/// copy unless the broker took it, so none leaks if the broker is gone.
+using accepted_ptr = std::shared_ptr<net::accepted_connection>;
 
 // Timers.
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
@@ -60,6 +75,7 @@ struct write_msg {
 
 }  // namespace locomov::actors
 
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::accepted_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::packet_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::write_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::protocol::confo)

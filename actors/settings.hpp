@@ -19,14 +19,27 @@ namespace locomov::actors {
 struct connection_settings {
   /// Total time allowed for the TLS handshake, from accept.
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
-  /// Longest silence tolerated after the handshake while no reply is owed.
+  /// Longest silence tolerated from the handshake's end until the first
+  /// complete frame, and whenever a frame (or TLS record) is half received.
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
+  /// Longest silence tolerated between frames: nothing half received and no
+  /// reply owed. While locomov owes a reply, no silence counts.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(120)};
   /// A JSON value that grows past this many bytes without ending closes the connection.
   std::size_t max_frame = 64 * 1024;
   /// Packets awaiting their commit before the connection stops reading.
   std::size_t max_pending = 256;
   /// Coordinates for confos without usable `coords`.
   protocol::confo_defaults confo_defaults;
+};
+
+/// How many connections the listeners admit, all of them together.
+struct admission_settings {
+  /// Overall; 0 derives it from the descriptor limit (default_max_connections).
+  std::size_t max_connections = 0;
+  /// From one peer address; 0: no limit. Meters behind one NAT share an
+  /// address, so this is generous.
+  std::size_t max_per_address = 256;
 };
 
 /// How pub actors find and route their packets.

@@ -107,6 +107,12 @@ tls_session::state tls_session::receive(std::string_view cipher, std::string& pl
   return state_;
 }
 
+bool tls_session::mid_record() const {
+  // SSL_has_pending also counts a partial record OpenSSL already took from
+  // the BIO; the BIO holds what it has not read yet.
+  return SSL_has_pending(ssl_.get()) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl_.get())) > 0;
+}
+
 void tls_session::pump_read(std::string& plain, std::string& out) {
   // A stack buffer, not plain.resize(): growing the string zero-fills all of
   // read_chunk on every read, most of which a small packet never uses.

@@ -44,6 +44,10 @@ class tls_session {
 
   state current() const { return state_; }
 
+  /// True while received ciphertext ends inside a TLS record: the peer has
+  /// stopped in the middle of something.
+  bool mid_record() const;
+
   /// Why the session failed: OpenSSL's reason, or "peer did not speak TLS"
   /// when the first bytes are not a TLS record (for example plaintext JSON
   /// or HTTP on a TLS port).

@@ -106,6 +106,7 @@ struct http_reader::parser {
   bool url_too_long = false;
   std::vector<http_request>* out = nullptr;
   bool closed = false;  // a request without keep-alive ends the stream
+  bool in_message = false;
 };
 
 namespace {
@@ -156,6 +157,7 @@ http_reader::http_reader() : parser_(std::make_unique<parser>()) {
     auto* self = static_cast<parser*>(p->data);
     self->url.clear();
     self->url_too_long = false;
+    self->in_message = true;
     return 0;
   };
   parser_->settings.on_url = [](http_parser* p, const char* at, std::size_t len) {
@@ -169,6 +171,7 @@ http_reader::http_reader() : parser_(std::make_unique<parser>()) {
   };
   parser_->settings.on_message_complete = [](http_parser* p) {
     auto* self = static_cast<parser*>(p->data);
+    self->in_message = false;
     self->out->push_back(route(p, self->url));
     if (!self->out->back().keep_alive) {
       self->closed = true;
@@ -205,6 +208,8 @@ void http_reader::feed(std::string_view bytes, std::vector<http_request>& out) {
   }
   out.push_back(std::move(refusal));
 }
+
+bool http_reader::mid_request() const { return parser_->in_message; }
 
 std::string plain_response(int status, const std::string& body, bool head, bool keep_alive) {
   return response(status, body, head, keep_alive);

@@ -41,6 +41,8 @@ class http_reader {
   void feed(std::string_view bytes, std::vector<http_request>& out);
 
   bool failed() const { return failed_; }
+  /// True while the bytes fed so far end inside a request.
+  bool mid_request() const;
   /// Why the stream was refused, for the log; empty unless failed().
   const std::string& error() const { return error_; }
 

@@ -16,6 +16,8 @@
 #include "actors/pipeline.hpp"
 #include "apps/locomov/options.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
+#include "net/open_files.hpp"
 #include "net/tls_context.hpp"
 #include "storage/embedded_cluster.hpp"
 #include "storage/schema.hpp"
@@ -72,50 +74,53 @@ net::tls_settings tls_files(const app::options& opts) {
   return tls;
 }
 
-std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
-  if (opts.spool_max_mb == 0) {
-    logs::storage().warn("spool off: packets are not acknowledged while the database is away");
-    return nullptr;
+/// Every connection holds a descriptor: take all the system allows.
+net::open_files_limit raise_and_log_open_files_limit() {
+  auto limit = net::raise_open_files_limit();
+  if (!limit.error.empty()) {
+    logs::net().warn("cannot raise the open files limit soft={} hard={} reason=\"{}\"",
+                     limit.soft, limit.hard, limit.error);
+  } else {
+    logs::net().info("open files limit soft={} hard={} was={}", limit.soft, limit.hard,
+                     limit.was);
   }
-  storage::spool::options so;
-  so.dir = opts.state_dir / "spool";
-  so.max_bytes = opts.spool_max_mb << 20;
-  so.segment_bytes = std::min<std::uint64_t>(so.segment_bytes, so.max_bytes);
-  auto spool = std::make_shared<storage::spool>(so);
-  logs::storage().info("spool open dir={} packets={} bytes={} max_bytes={}", so.dir.string(),
-                       spool->rows(), spool->bytes(), so.max_bytes);
-  return spool;
+  metrics::get_gauge("locomov_open_files_limit", {}, "Soft RLIMIT_NOFILE in force")
+      .set(static_cast<std::int64_t>(limit.soft));
+  return limit;
 }
 
-int run(const app::options& opts, const sigset_t& signals) {
-  std::filesystem::create_directories(opts.state_dir);
-  std::unique_ptr<storage::embedded_cluster> cluster;
-  auto conninfo = database_conninfo(opts, cluster);
-  migrate_schema(conninfo);
-  auto tls = tls_files(opts);
-  auto ctx = net::make_server_context(tls);
+/// The places every listener's connections take, logged with where the
+/// overall limit came from.
+std::shared_ptr<actors::admission> make_admission(const app::options& opts,
+                                                  const net::open_files_limit& files) {
+  const auto derived = actors::default_max_connections(files.soft);
+  const auto total = opts.admission.max_connections != 0 ? opts.admission.max_connections : derived;
+  if (total > derived) {
+    logs::net().warn("max-connections exceeds what the descriptor limit leaves for connections "
+                     "max_connections={} open_files={} suggested={}; accept will fail with "
+                     "EMFILE before the limit is reached",
+                     total, files.soft, derived);
+  }
+  logs::net().info("connection limits max_connections={} source={} max_connections_per_address={}",
+                   total, opts.admission.max_connections == 0 ? "open_files_limit" : "configured",
+                   opts.admission.max_per_address);
+  return std::make_shared<actors::admission>(total, opts.admission.max_per_address);
+}
 
-  caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
-  auto threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
-  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(threads, 1u)));
-  caf::actor_system sys{cfg};
-
-  auto writer = opts.writer;
-  writer.conninfo = conninfo;
-  writer.spool = open_spool(opts);
-  auto confos = opts.confos;
-  confos.conninfo = conninfo;
-  auto pipeline = actors::start_pipeline(sys, writer, opts.pubs, confos);
-  const actors::connection_peers peers{pipeline.registry, pipeline.arbiter, pipeline.query};
-
-  std::vector<actors::listener> listeners;
+/// Starts the packet port, then the plaintext and confirmation ports if
+/// configured, adding each to `listeners` as it starts.
+void start_listeners(caf::actor_system& sys, const app::options& opts, const net::ssl_ctx_ptr& ctx,
+                     const std::shared_ptr<actors::admission>& places,
+                     const actors::connection_peers& peers,
+                     std::vector<actors::listener>& listeners) {
   actors::listener_settings packet;
   packet.name = "packet";
   packet.host = opts.packet_listen;
   packet.port = opts.packet_port;
   packet.tls = ctx;
   packet.connection = opts.connection;
+  packet.keepalive = opts.keepalive;
+  packet.places = places;
   listeners.push_back(actors::start_listener(sys, packet, peers));
   logs::net().info("listening listener=packet address={}:{} tls=on", opts.packet_listen,
                    listeners.back().port);
@@ -139,6 +144,68 @@ int run(const app::options& opts, const sigset_t& signals) {
     logs::net().info("listening listener=confo address={}:{} tls=on", opts.confo_listen,
                      listeners.back().port);
   }
+}
+
+/// Stops the listeners first, so that no connection arrives while the rest
+/// stops, then the pipeline; blocks until every actor has ended.
+void stop_actors(caf::actor_system& sys, std::vector<actors::listener>& listeners,
+                 actors::pipeline& pipeline) {
+  caf::scoped_actor self{sys};
+  for (auto& l : listeners) {
+    self->send_exit(l.broker, caf::exit_reason::user_shutdown);
+    self->wait_for(l.broker);
+  }
+  actors::stop_pipeline(sys, pipeline);
+}
+
+std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
+  if (opts.spool_max_mb == 0) {
+    logs::storage().warn("spool off: packets are not acknowledged while the database is away");
+    return nullptr;
+  }
+  storage::spool::options so;
+  so.dir = opts.state_dir / "spool";
+  so.max_bytes = opts.spool_max_mb << 20;
+  so.segment_bytes = std::min<std::uint64_t>(so.segment_bytes, so.max_bytes);
+  auto spool = std::make_shared<storage::spool>(so);
+  logs::storage().info("spool open dir={} packets={} bytes={} max_bytes={}", so.dir.string(),
+                       spool->rows(), spool->bytes(), so.max_bytes);
+  return spool;
+}
+
+int run(const app::options& opts, const sigset_t& signals) {
+  const auto files = raise_and_log_open_files_limit();
+  auto places = make_admission(opts, files);
+  std::filesystem::create_directories(opts.state_dir);
+  std::unique_ptr<storage::embedded_cluster> cluster;
+  auto conninfo = database_conninfo(opts, cluster);
+  migrate_schema(conninfo);
+  auto tls = tls_files(opts);
+  auto ctx = net::make_server_context(tls);
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  auto threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
+  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(threads, 1u)));
+  caf::actor_system sys{cfg};
+
+  auto writer = opts.writer;
+  writer.conninfo = conninfo;
+  writer.spool = open_spool(opts);
+  auto confos = opts.confos;
+  confos.conninfo = conninfo;
+  auto pipeline = actors::start_pipeline(sys, writer, opts.pubs, confos);
+  const actors::connection_peers peers{pipeline.registry, pipeline.arbiter, pipeline.query};
+
+  std::vector<actors::listener> listeners;
+  try {
+    start_listeners(sys, opts, ctx, places, peers, listeners);
+  } catch (const std::exception&) {
+    // The actor system's destructor waits for every actor to end: without
+    // this, a port in use would hang start-up instead of ending it.
+    stop_actors(sys, listeners, pipeline);
+    throw;
+  }
 
   logs::app().info("locomov ready certificate={} writers={} threads={}",
                    tls.cert_file.string(), writer.writers, threads);
@@ -161,12 +228,7 @@ int run(const app::options& opts, const sigset_t& signals) {
     break;
   }
 
-  caf::scoped_actor self{sys};
-  for (auto& l : listeners) {
-    self->send_exit(l.broker, caf::exit_reason::user_shutdown);
-    self->wait_for(l.broker);
-  }
-  actors::stop_pipeline(sys, pipeline);
+  stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");
   return 0;
 }

@@ -108,7 +108,28 @@ options parse_options(int argc, char** argv) {
   add_duration(app, "--handshake-timeout", o.connection.handshake_timeout, "seconds",
                "Total time allowed for a TLS handshake");
   add_duration(app, "--read-timeout", o.connection.read_timeout, "seconds",
-               "Silence tolerated on an established connection");
+               "Silence tolerated after the handshake until a first complete packet, and "
+               "inside a packet");
+  add_duration(app, "--idle-timeout", o.connection.idle_timeout, "seconds",
+               "Silence tolerated between packets, once every reply is sent");
+  app.add_option("--max-connections", o.admission.max_connections,
+                 "Connections all listeners together may hold; 0 derives it from the "
+                 "descriptor limit")
+      ->capture_default_str();
+  app.add_option("--max-connections-per-address", o.admission.max_per_address,
+                 "Connections one peer address may hold (meters behind a NAT share one); "
+                 "0 means no limit")
+      ->capture_default_str();
+  add_duration(app, "--keepalive-idle", o.keepalive.idle, "seconds",
+               "Silence before TCP keepalive probes a connection; 0 turns keepalive off")
+      ->check(CLI::Range(0.0, 32767.0));
+  add_duration(app, "--keepalive-interval", o.keepalive.interval, "seconds",
+               "Time between unanswered keepalive probes")
+      ->check(CLI::Range(1.0, 32767.0));
+  app.add_option("--keepalive-count", o.keepalive.count,
+                 "Unanswered keepalive probes before the kernel drops the connection")
+      ->check(CLI::Range(1, 127))
+      ->capture_default_str();
   app.add_option("--max-frame", o.connection.max_frame,
                  "Bytes a JSON value may reach before the connection is closed")
       ->capture_default_str();

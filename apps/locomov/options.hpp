@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "actors/settings.hpp"
+#include "net/tcp.hpp"
 #include "net/tls_context.hpp"
 
 namespace locomov::app {
@@ -30,6 +31,8 @@ struct options {
   int embedded_db_port = 5432;
 
   actors::connection_settings connection;
+  actors::admission_settings admission;
+  net::keepalive keepalive;
   actors::pub_settings pubs;
   actors::writer_settings writer;
   std::uint64_t spool_max_mb = 1024;  // 0: no spool

@@ -20,8 +20,9 @@ class ConfoPort : public ::testing::Test {
     conninfo_ = new std::string(pg_cluster::shared().fresh_database());
     // Later firmware names its pub by hash in packets: the arbiter's new pubs
     // are then reachable by a known id. s_client -quiet waits for the server
-    // to close, which a short read timeout makes quick.
-    daemon_ = new daemon({"--db", *conninfo_, "--pub-key", "hash", "--read-timeout", "3"});
+    // to close, which short read and idle timeouts make quick.
+    daemon_ = new daemon(
+        {"--db", *conninfo_, "--pub-key", "hash", "--read-timeout", "3", "--idle-timeout", "3"});
     pqxx::connection conn{*conninfo_};
     pqxx::work tx{conn};
     tx.exec0("INSERT INTO sub (email) VALUES ('ravi@example.com'), ('asha@example.com')");
@@ -29,7 +30,10 @@ class ConfoPort : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    // A daemon that failed to start has already failed the suite.
+    if (daemon_ != nullptr) {
+      EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    }
     delete daemon_;
     delete conninfo_;
   }

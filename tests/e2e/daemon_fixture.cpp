@@ -14,7 +14,7 @@ namespace locomov::test {
 std::string locomov_binary() { return LOCOMOV_BINARY; }
 std::string locomovctl_binary() { return LOCOMOVCTL_BINARY; }
 
-daemon::daemon(const std::vector<std::string>& extra) {
+daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) {
   char dir[] = "/tmp/locomov-e2e-XXXXXX";
   if (mkdtemp(dir) == nullptr) {
     throw std::runtime_error("mkdtemp failed");
@@ -32,10 +32,11 @@ daemon::daemon(const std::vector<std::string>& extra) {
                                 "--packet-port", std::to_string(packet_port_),
                                 "--plain-port", std::to_string(plain_port_),
                                 "--embedded-db-port", std::to_string(embedded_db_port_),
+                                "--confo-listen", "127.0.0.1",
                                 "--confo-port", std::to_string(confo_port_),
                                 "--log-level", "debug"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  proc_ = std::make_unique<process>(argv, state_dir_ / "locomov.log");
+  proc_ = std::make_unique<process>(argv, state_dir_ / "locomov.log", open_files);
 
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < until) {
@@ -57,6 +58,26 @@ daemon::~daemon() {
     std::error_code ec;
     std::filesystem::remove_all(state_dir_, ec);
   }
+}
+
+int daemon::log_lines_with(const std::vector<std::string>& parts) const {
+  const auto text = log();
+  int n = 0;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    const std::string_view line(text.data() + start, end - start);
+    bool all = true;
+    for (const auto& part : parts) {
+      all = all && line.find(part) != std::string_view::npos;
+    }
+    n += all ? 1 : 0;
+    start = end + 1;
+  }
+  return n;
 }
 
 int daemon::stop() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -15,8 +16,9 @@ class daemon {
  public:
   /// Starts the daemon with `extra` options and waits until it logs that it
   /// is ready (or throws with its output). Without "--db" in `extra`, the
-  /// daemon starts its embedded database.
-  explicit daemon(const std::vector<std::string>& extra);
+  /// daemon starts its embedded database. `open_files`, when not 0, is its
+  /// soft and hard descriptor limit.
+  explicit daemon(const std::vector<std::string>& extra, std::uint64_t open_files = 0);
   ~daemon();
 
   int packet_port() const { return packet_port_; }
@@ -27,6 +29,9 @@ class daemon {
   std::filesystem::path ca_file() const { return state_dir_ / "tls" / "ca.crt"; }
   process& proc() { return *proc_; }
   std::string log() const { return proc_->output(); }
+
+  /// How many lines of the log hold every one of `parts`.
+  int log_lines_with(const std::vector<std::string>& parts) const;
 
   /// SIGTERM, then the exit status (or -1 if it did not end in 30 s).
   int stop();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tests/e2e/daemon_fixture.hpp"
+#include "tests/e2e/tls_client.hpp"
 
 namespace locomov::test {
 namespace {
@@ -68,6 +69,29 @@ TEST(DatabaseOutage, WithoutSpoolPacketsAreNotAcknowledgedAndConnectionsClose) {
   EXPECT_NE(log.find("giving up on confo"), std::string::npos) << log;
   // The cluster it started is already gone; shutting down is still clean.
   EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+// While a packet waits for the database, the silence is locomov's: neither
+// the read nor the idle deadline may close the connection, only giving up
+// on the batch may (without a spool, which would answer at once).
+TEST(DatabaseOutage, NoDeadlineRunsWhileAReplyIsOwed) {
+  daemon d({"--write-retry-for", "5", "--read-timeout", "1", "--idle-timeout", "1",
+            "--spool-max-mb", "0"});
+  auto before = send(d, 7);
+  ASSERT_NE(before.output.find("Thank you."), std::string::npos) << before.output;
+  stop_embedded_cluster(d);
+  tls_client::options o;
+  o.port = d.packet_port();
+  o.ca = d.ca_file();
+  tls_client c(o);
+
+  c.write(R"({"Id":7,"status":true,"voltage":230})");
+
+  EXPECT_FALSE(c.closed_by_server(3s)) << d.log();
+  EXPECT_TRUE(c.closed_by_server(10s)) << d.log();
+  EXPECT_EQ(d.log_lines_with({"read timed out"}), 0) << d.log();
+  EXPECT_EQ(d.log_lines_with({"idle timed out"}), 0) << d.log();
+  EXPECT_NE(d.log().find("packet could not be stored, closing"), std::string::npos) << d.log();
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ class PacketPort : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     conninfo_ = new std::string(pg_cluster::shared().fresh_database());
-    daemon_ = new daemon({"--db", *conninfo_, "--read-timeout", "3", "--handshake-timeout", "3"});
+    daemon_ = new daemon({"--db", *conninfo_, "--read-timeout", "3", "--idle-timeout", "3",
+                          "--handshake-timeout", "3"});
     pqxx::connection conn{*conninfo_};
     pqxx::work tx{conn};
     for (int hash = 1; hash <= 9; ++hash) {
@@ -33,7 +34,10 @@ class PacketPort : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    // A daemon that failed to start has already failed the suite.
+    if (daemon_ != nullptr) {
+      EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    }
     delete daemon_;
     delete conninfo_;
   }
@@ -83,7 +87,7 @@ TEST_F(PacketPort, LocomovctlSendIsStoredAndAcknowledged) {
 TEST_F(PacketPort, OpensslClientWithFleetCipherGetsThankYou) {
   auto before = count("SELECT count(*) FROM packet WHERE pub_id = 8");
   // -ign_eof keeps s_client reading after its input ends, until the server
-  // closes the idle connection (read timeout of 3 s).
+  // closes the idle connection (idle timeout of 3 s).
   auto result = run_command({"openssl", "s_client", "-connect",
                              "127.0.0.1:" + std::to_string(daemon_->packet_port()), "-CAfile",
                              daemon_->ca_file().string(), "-verify_return_error", "-tls1_2",

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,8 @@
 namespace locomov::test {
 namespace {
 
-pid_t spawn(const std::vector<std::string>& argv, int stdin_fd, int out_fd) {
+pid_t spawn(const std::vector<std::string>& argv, int stdin_fd, int out_fd,
+            std::uint64_t open_files = 0) {
   std::vector<char*> args;
   for (auto& a : argv) {
     args.push_back(const_cast<char*>(a.c_str()));
@@ -30,6 +32,12 @@ pid_t spawn(const std::vector<std::string>& argv, int stdin_fd, int out_fd) {
     dup2(stdin_fd, 0);
     dup2(out_fd, 1);
     dup2(out_fd, 2);
+    if (open_files != 0) {
+      const rlimit lim{static_cast<rlim_t>(open_files), static_cast<rlim_t>(open_files)};
+      if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        _exit(126);
+      }
+    }
     execvp(args[0], args.data());
     _exit(127);
   }
@@ -45,11 +53,12 @@ int decode_status(int raw) {
 
 }  // namespace
 
-process::process(const std::vector<std::string>& argv, const std::filesystem::path& log)
+process::process(const std::vector<std::string>& argv, const std::filesystem::path& log,
+                 std::uint64_t open_files)
     : log_(log) {
   int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_ = spawn(argv, in, out);
+  pid_ = spawn(argv, in, out, open_files);
   close(out);
   close(in);
 }
@@ -97,8 +106,29 @@ std::string process::output() const {
   return ss.str();
 }
 
+std::size_t process::open_descriptors() const {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/" + std::to_string(pid_) + "/fd", ec);
+  std::size_t n = 0;
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+namespace {
+
+std::string read_file(const char* path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
 command_result run_command(const std::vector<std::string>& argv, const std::string& input,
-                           std::chrono::milliseconds limit) {
+                           std::chrono::milliseconds limit, const std::string& stop_at) {
   char out_path[] = "/tmp/locomov-cmd-XXXXXX";
   int out = mkstemp(out_path);
   int pipe_fds[2];
@@ -119,7 +149,8 @@ command_result run_command(const std::vector<std::string>& argv, const std::stri
   auto until = std::chrono::steady_clock::now() + limit;
   int raw = 0;
   while (waitpid(pid, &raw, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= until) {
+    if (std::chrono::steady_clock::now() >= until ||
+        (!stop_at.empty() && read_file(out_path).find(stop_at) != std::string::npos)) {
       ::kill(pid, SIGKILL);
       waitpid(pid, &raw, 0);
       break;
@@ -127,10 +158,7 @@ command_result run_command(const std::vector<std::string>& argv, const std::stri
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   result.status = decode_status(raw);
-  std::ifstream in(out_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  result.output = ss.str();
+  result.output = read_file(out_path);
   unlink(out_path);
   return result;
 }

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -13,7 +14,10 @@ namespace locomov::test {
 /// to one log file. The destructor kills it (SIGKILL) if still running.
 class process {
  public:
-  process(const std::vector<std::string>& argv, const std::filesystem::path& log);
+  /// `open_files`, when not 0, becomes the child's soft and hard
+  /// RLIMIT_NOFILE, set between fork and exec.
+  process(const std::vector<std::string>& argv, const std::filesystem::path& log,
+          std::uint64_t open_files = 0);
   ~process();
   process(const process&) = delete;
   process& operator=(const process&) = delete;
@@ -31,6 +35,9 @@ class process {
   /// Everything the process has written so far.
   std::string output() const;
 
+  /// Descriptors the process holds now (entries of /proc/PID/fd).
+  std::size_t open_descriptors() const;
+
  private:
   pid_t pid_ = -1;
   int status_ = -1;
@@ -44,8 +51,11 @@ struct command_result {
 };
 
 /// Runs a command to completion, feeding `input` on its stdin; kills it
-/// after `limit`.
+/// after `limit`, or as soon as its output holds `stop_at` when that is not
+/// empty (for clients such as `openssl s_client -ign_eof` that wait for the
+/// server to close).
 command_result run_command(const std::vector<std::string>& argv, const std::string& input = {},
-                           std::chrono::milliseconds limit = std::chrono::seconds(30));
+                           std::chrono::milliseconds limit = std::chrono::seconds(30),
+                           const std::string& stop_at = {});
 
 }  // namespace locomov::test

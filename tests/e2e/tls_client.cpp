@@ -27,6 +27,18 @@ const bool sigpipe_ignored = [] {
 
 tls_client::tls_client(const options& opts) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!opts.source.empty()) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, opts.source.c_str(), &from.sin_addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0) {
+      close(fd_);
+      throw std::runtime_error("cannot bind client address " + opts.source);
+    }
+  }
+  // A server that accepts but never answers must fail the test, not hang it.
+  const timeval handshake_limit{20, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &handshake_limit, sizeof(handshake_limit));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(opts.port));

@@ -21,9 +21,11 @@ class tls_client {
     std::filesystem::path ca;  ///< empty: plaintext
     std::string cipher;        ///< TLS 1.2 cipher list; empty: OpenSSL's default
     bool tls12_only = false;
+    std::string source;        ///< client address (any of 127.0.0.0/8); empty: the system's
   };
 
-  /// Connects (and handshakes); throws std::runtime_error on failure.
+  /// Connects (and handshakes); throws std::runtime_error on failure, or
+  /// when the handshake takes more than 20 s.
   explicit tls_client(const options& opts);
   ~tls_client();
 

@@ -248,6 +248,24 @@ TEST_F(TlsSession, ApplicationDataFlowsBothWays) {
   EXPECT_EQ(conn.server->current(), state::established);
 }
 
+TEST_F(TlsSession, HalfARecordIsSeenAsMidRecord) {
+  connection conn = connect(test::client_options{});
+  ASSERT_EQ(conn.server->current(), state::established) << conn.server->error();
+  EXPECT_FALSE(conn.server->mid_record());
+  std::string out;
+  conn.client->write(R"({"Id":1})");
+  const std::string record = conn.client->take_output();
+
+  conn.server->receive(record.substr(0, 3), conn.server_plain, out);
+  EXPECT_TRUE(conn.server->mid_record());
+  conn.server->receive(record.substr(3, 10), conn.server_plain, out);
+  EXPECT_TRUE(conn.server->mid_record());
+  conn.server->receive(record.substr(13), conn.server_plain, out);
+
+  EXPECT_FALSE(conn.server->mid_record());
+  EXPECT_EQ(conn.server_plain, R"({"Id":1})");
+}
+
 TEST_F(TlsSession, LargeApplicationDataSpansRecords) {
   connection conn = connect(test::client_options{});
   const std::string big(100 * 1000, 'x');

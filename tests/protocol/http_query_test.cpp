@@ -90,6 +90,18 @@ TEST(HttpReader, ReadsPipelinedRequestsInOrder) {
   EXPECT_FALSE(out[2].query);
 }
 
+TEST(HttpReader, KnowsWhenItIsInsideARequest) {
+  http_reader reader;
+  std::vector<http_request> out;
+  EXPECT_FALSE(reader.mid_request());
+
+  reader.feed("GET /confo/m/s HTTP/1.1\r\nHo", out);
+  EXPECT_TRUE(reader.mid_request());
+  reader.feed("st: x\r\n\r\n", out);
+  EXPECT_FALSE(reader.mid_request());
+  EXPECT_EQ(out.size(), 1U);
+}
+
 TEST(HttpReader, StopsAfterRequestWithoutKeepAlive) {
   auto out = read_all(
       "GET /confo/a/1 HTTP/1.1\r\nConnection: close\r\n\r\nGET /confo/a/2 HTTP/1.1\r\n\r\n");

@@ -1,0 +1,129 @@
+// Constrained devices' TLS clients against the daemon's default TLS
+// configuration, the cases of the shared tls-clients.md that need a real
+// socket: sparse ClientHellos as raw bytes over TCP, the SimpleLink profile
+// and a default TLS 1.2 client with openssl s_client. (TLS_RSA_WITH_AES_256_
+// CBC_SHA with s_client is in packet_port_test.cpp; the same cases without
+// sockets are in tests/net/tls_session_test.cpp.)
+
+#include <gtest/gtest.h>
+
+#include "tests/e2e/daemon_fixture.hpp"
+#include "tests/e2e/raw_socket.hpp"
+#include "tests/e2e/tls_client.hpp"
+#include "tests/support/pg_cluster.hpp"
+
+namespace locomov::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string valid_packet =
+    R"({"Id":7,"timestamp":1558137600,"status":true,"voltage":231.5,"freq":50.0})";
+
+// H2: suites c02f c027 0035, no supported_groups, no ec_point_formats.
+constexpr std::string_view hello_h2 =
+    "160301003d0100003903030000000000000000000000000000000000000000000000000000000000000000"
+    "000006c02fc02700350100000a000d0006000404010201";
+// H3: suites c02f c027 only, no EC extensions.
+constexpr std::string_view hello_h3 =
+    "160301003b0100003703030000000000000000000000000000000000000000000000000000000000000000"
+    "000004c02fc0270100000a000d0006000404010201";
+
+/// The SimpleLink firmware's offer.
+constexpr const char* simplelink_ciphers =
+    "ECDHE-RSA-AES256-SHA:AES256-SHA:AES128-SHA256:AES256-SHA256";
+
+class ConstrainedClients : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    daemon_ = new daemon({"--db", pg_cluster::shared().fresh_database()});
+  }
+
+  static void TearDownTestSuite() {
+    // A daemon that failed to start has already failed the suite.
+    if (daemon_ != nullptr) {
+      EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    }
+    delete daemon_;
+  }
+
+  /// s_client with `flags` sends the valid packet; returns once the reply
+  /// is in, since -ign_eof would wait for the server to close.
+  static command_result s_client(const std::vector<std::string>& flags) {
+    const auto address = "127.0.0.1:" + std::to_string(daemon_->packet_port());
+    std::vector<std::string> argv{"openssl", "s_client", "-connect", address, "-CAfile",
+                                  daemon_->ca_file().string(), "-verify_return_error", "-ign_eof"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return run_command(argv, valid_packet + "\n", 20s, "Thank you.");
+  }
+
+  static void expect_listener_serves() {
+    tls_client::options o;
+    o.port = daemon_->packet_port();
+    o.ca = daemon_->ca_file();
+    tls_client c(o);
+    c.write(valid_packet);
+    EXPECT_EQ(c.read_line(), "Thank you.\n");
+  }
+
+  static daemon* daemon_;
+};
+
+daemon* ConstrainedClients::daemon_ = nullptr;
+
+TEST_F(ConstrainedClients, SparseHelloWithoutGroupsGetsServerHello) {
+  raw_socket s(daemon_->packet_port());
+  ASSERT_TRUE(s.send(from_hex(hello_h2)));
+
+  const auto reply = s.receive(6, 5s);
+
+  ASSERT_EQ(reply.size(), 6u);
+  EXPECT_EQ(reply[0], 0x16);  // handshake record
+  EXPECT_EQ(reply[5], 0x02);  // ServerHello
+}
+
+TEST_F(ConstrainedClients, SparseHelloWithOnlyEcdheSuitesGetsServerHelloOrOneLoggedRefusal) {
+  raw_socket s(daemon_->packet_port());
+  const std::string peer = "peer=127.0.0.1:" + std::to_string(s.local_port()) + " ";
+  ASSERT_TRUE(s.send(from_hex(hello_h3)));
+
+  const auto reply = s.receive(6, 5s);
+
+  ASSERT_GE(reply.size(), 1u);
+  if (reply[0] == 0x16) {
+    ASSERT_EQ(reply.size(), 6u);
+    EXPECT_EQ(reply[5], 0x02);
+  } else {
+    // OpenSSL 3.0 cannot assume secp256r1 for a client naming no groups.
+    EXPECT_EQ(reply[0], 0x15);  // alert
+    EXPECT_TRUE(s.closed_by_server(2s));
+    EXPECT_EQ(daemon_->log_lines_with({"no shared cipher", peer}), 1) << daemon_->log();
+  }
+  expect_listener_serves();
+}
+
+TEST_F(ConstrainedClients, SimpleLinkProfileGetsTls12OnP256AndThankYou) {
+  auto result = s_client({"-tls1_2", "-groups", "P-256", "-cipher", simplelink_ciphers});
+
+  EXPECT_NE(result.output.find("Thank you."), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("Protocol  : TLSv1.2"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("X25519"), std::string::npos) << result.output;
+  const std::string p256 = "Server Temp Key: ECDH, prime256v1";
+  const auto temp_key = result.output.find("Server Temp Key: ");
+  if (temp_key != std::string::npos) {
+    EXPECT_EQ(result.output.compare(temp_key, p256.size(), p256), 0) << result.output;
+  }
+  const bool rsa_2048 = result.output.find("Server public key is 2048 bit") != std::string::npos;
+  const bool ec_256 = result.output.find("Server public key is 256 bit") != std::string::npos;
+  EXPECT_TRUE(rsa_2048 || ec_256) << result.output;
+}
+
+TEST_F(ConstrainedClients, DefaultTls12ClientCompletesOnTls12) {
+  auto result = s_client({"-tls1_2"});
+
+  EXPECT_NE(result.output.find("Thank you."), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("Protocol  : TLSv1.2"), std::string::npos) << result.output;
+}
+
+}  // namespace
+}  // namespace locomov::test
