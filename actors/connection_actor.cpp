@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <algorithm>
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -204,9 +206,21 @@ void stop_reading(connection* self, const char* reason, const std::string& detai
   self->send(st.broker, halt_atom::value, st.info.hdl);
 }
 
-std::int64_t now_us() {
+/// The receipt time of a frame, in microseconds, strictly increasing across
+/// the process. A packet without timestamp or timestr is stored at its
+/// receipt time, and the database keys treat equal time and readings as a
+/// resend; two such packets read together must not look like one.
+std::int64_t unique_receipt_us() {
+  static std::atomic<std::int64_t> last{0};
   using namespace std::chrono;
-  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  const std::int64_t now =
+      duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  std::int64_t prev = last.load(std::memory_order_relaxed);
+  std::int64_t next = 0;
+  do {
+    next = std::max(now, prev + 1);
+  } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
+  return next;
 }
 
 /// Fills the reply slot `seq` and sends what became ready.
@@ -319,7 +333,6 @@ void decode_frames(connection* self) {
   }
   st.splitter->feed(st.plain);
   st.plain.clear();
-  auto received_at = now_us();
   while (!st.draining) {
     auto status = st.splitter->next(st.frame);
     if (status == protocol::frame_splitter::status::need_more) {
@@ -332,9 +345,9 @@ void decode_frames(connection* self) {
     }
     st.seen_frame = true;
     if (st.speaks == mode::packets) {
-      on_packet(self, received_at);
+      on_packet(self, unique_receipt_us());
     } else {
-      on_confo(self, received_at);
+      on_confo(self, unique_receipt_us());
     }
   }
   flush_replies(self);

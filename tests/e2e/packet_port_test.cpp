@@ -133,6 +133,22 @@ TEST_F(PacketPort, ManyPacketsOnOneConnectionAreAnsweredInOrder) {
   EXPECT_EQ(count("SELECT count(*) FROM packet WHERE pub_id = 3"), before + 54);
 }
 
+// Packets without a time are stored at their receipt time; identical ones
+// read together are still different packets, not resends to drop.
+TEST_F(PacketPort, IdenticalUntimedPacketsReadTogetherAreAllStored) {
+  auto before = count("SELECT count(*) FROM packet WHERE pub_id = 3 AND voltage = 199.5");
+  auto c = client();
+  std::string stream;
+  for (int i = 0; i < 20; ++i) {
+    stream += R"({"Id":3,"status":true,"voltage":199.5})";
+  }
+  c.write(stream);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(c.read_line(), "Thank you.\n") << "reply " << i;
+  }
+  EXPECT_EQ(count("SELECT count(*) FROM packet WHERE pub_id = 3 AND voltage = 199.5"), before + 20);
+}
+
 TEST_F(PacketPort, UnknownPubIsQuarantinedAndAcknowledged) {
   auto c = client();
   c.write(R"({"Id":4242,"timestamp":1558137600,"status":true,"voltage":1e-46})");
