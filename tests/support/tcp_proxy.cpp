@@ -92,13 +92,16 @@ void tcp_proxy::run() {
     if (fds[0].revents != 0) {
       break;
     }
+    // Only the pairs that were polled have entries in fds; a connection
+    // accepted below joins them on the next round.
+    const std::size_t polled = pairs.size();
     if (fds[1].revents & POLLIN) {
       const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client >= 0) {
         pairs.push_back({client, black_hole_ ? -1 : connect_unix(target_)});
       }
     }
-    for (std::size_t i = 0; i < pairs.size(); ++i) {
+    for (std::size_t i = 0; i < polled; ++i) {
       auto& p = pairs[i];
       bool closed = false;
       for (int side = 0; side < 2 && !closed; ++side) {
