@@ -21,6 +21,7 @@ struct arbiter_state {
   confo_settings settings;
   caf::actor registry;
   stop_flag stopping;
+  bool gave_up_at_shutdown = false;  // the rest of the queue is answered at once
   std::unique_ptr<storage::confo_store> store;
   static inline const char* name = "confo-arbiter";
 };
@@ -51,6 +52,9 @@ std::string outcome_of(const storage::confo_decision& d) {
 /// refused it.
 bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) {
   auto& st = self->state;
+  if (st.gave_up_at_shutdown) {
+    return false;
+  }
   const auto give_up_at = clock::now() + st.settings.retry_for;
   auto backoff = std::chrono::milliseconds(50);
   for (;;) {
@@ -95,6 +99,7 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
     if (!pause_unless_stopping(backoff, *st.stopping)) {
       logs::actors().warn("confo not decided, shutting down device_name=\"{}\" ssid=\"{}\"",
                           c.device_name, c.ssid);
+      st.gave_up_at_shutdown = true;
       return false;
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));

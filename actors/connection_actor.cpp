@@ -506,6 +506,28 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
         self->state.closed = true;
         self->quit();
       },
+      [self](drain_atom) {
+        // Reads already queued were received before the drain: they are
+        // handled, then (drained) ends reading.
+        auto& st = self->state;
+        if (!st.halted) {
+          st.halted = true;
+          self->send(st.broker, halt_atom::value, st.info.hdl);
+        }
+        self->send(self, drained_atom::value);
+      },
+      [self](drained_atom) {
+        auto& st = self->state;
+        if (st.closed) {
+          return;
+        }
+        if (!st.established) {
+          close_now(self, false);
+          return;
+        }
+        st.draining = true;
+        flush_replies(self);
+      },
   };
 }
 

@@ -48,6 +48,7 @@ struct listener_state {
   metrics::counter* refused_per_address = nullptr;
   metrics::counter* evicted = nullptr;
   std::shared_ptr<connection_events> events;  // for its connection actors
+  bool draining = false;  // shutting down: the broker ends with its last connection
   logs::limiter keepalive_log;
   logs::limiter refused_overall_log;
   logs::limiter refused_per_address_log;
@@ -92,6 +93,32 @@ void forget(listener_broker* self, caf::io::connection_handle hdl) {
     st.handshaking.erase(it->second.id);
   }
   st.connections.erase(it);
+}
+
+/// While draining, the broker ends once its last connection has gone.
+void quit_if_drained(listener_broker* self) {
+  if (self->state.draining && self->state.connections.empty()) {
+    self->quit(caf::exit_reason::user_shutdown);
+  }
+}
+
+/// Stops accepting and asks every connection to finish: answer what it
+/// has read, then close. The broker ends once the last one has closed.
+void drain(listener_broker* self) {
+  auto& st = self->state;
+  if (st.draining) {
+    return;
+  }
+  st.draining = true;
+  if (st.acceptor) {
+    st.acceptor.reset();
+    logs::net().info("stopped accepting listener={} connections={}", st.settings.name,
+                     st.connections.size());
+  }
+  quit_if_drained(self);
+  for (auto& [hdl, entry] : st.connections) {
+    self->send(entry.actor, drain_atom::value);
+  }
 }
 
 /// Closes this listener's oldest connection still in its TLS handshake, for
@@ -227,7 +254,13 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
   st.acceptor = std::make_unique<net::acceptor>(st.settings.name, std::move(*listening),
                                                 hand_to(self->address()));
   return {
-      [self](adopt_atom, const accepted_ptr& accepted) { adopt(self, *accepted); },
+      [self](adopt_atom, const accepted_ptr& accepted) {
+        if (self->state.draining) {
+          return;  // the accepted socket closes with the message
+        }
+        adopt(self, *accepted);
+      },
+      [self](drain_atom) { drain(self); },
       [self](caf::io::new_data_msg& msg) {
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
@@ -240,6 +273,7 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
         if (it != self->state.connections.end()) {
           self->send(it->second.actor, peer_gone_atom::value);
           forget(self, msg.handle);
+          quit_if_drained(self);
         }
       },
       [self](tls_done_atom, caf::io::connection_handle hdl) {
@@ -259,6 +293,7 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
           forget(self, hdl);
           // Written bytes are flushed before the socket closes.
           self->close(hdl);
+          quit_if_drained(self);
         }
       },
       [self](halt_atom, caf::io::connection_handle hdl) {

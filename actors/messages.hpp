@@ -26,6 +26,12 @@ using resume_atom = caf::atom_constant<caf::atom("resume")>;    ///< (resume, hd
 /// (peer_gone): the socket is closed, by the peer or by the listener
 /// making room; the actor stops without writing.
 using peer_gone_atom = caf::atom_constant<caf::atom("peer_gone")>;
+// Graceful shutdown: (drain) to a listener stops accepting and drains its
+// connections; (drain) to a connection actor stops reading, answers what was
+// read, then closes; (drained) is the connection actor's note to itself once
+// the reads queued before the drain were handled.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using drained_atom = caf::atom_constant<caf::atom("drained")>;
 /// (tls_done, hdl): the handshake completed, so the connection is no longer
 /// the first to close when the listeners are full.
 using tls_done_atom = caf::atom_constant<caf::atom("tls_done")>;

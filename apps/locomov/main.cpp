@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "actors/listener.hpp"
+#include "actors/messages.hpp"
 #include "actors/pipeline.hpp"
 #include "apps/locomov/options.hpp"
 #include "common/logging.hpp"
@@ -158,6 +159,36 @@ void stop_actors(caf::actor_system& sys, std::vector<actors::listener>& listener
   actors::stop_pipeline(sys, pipeline);
 }
 
+/// SIGTERM's first step: listeners stop accepting, and connections answer
+/// what they have read and close. Waits until they have, `bound` has passed,
+/// or a second SIGTERM or SIGINT asks for haste; stop_actors then closes
+/// whatever is left.
+void drain_listeners(caf::actor_system& sys, std::vector<actors::listener>& listeners,
+                     std::chrono::milliseconds bound, const sigset_t& signals) {
+  caf::scoped_actor self{sys};
+  for (auto& l : listeners) {
+    self->monitor(l.broker);
+    self->send(l.broker, actors::drain_atom::value);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  std::size_t left = listeners.size();
+  while (left > 0) {
+    const timespec now_or_never{0, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &now_or_never);
+    if (sig == SIGTERM || sig == SIGINT) {
+      logs::app().warn("second signal, closing connections now signal={}", strsignal(sig));
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      logs::app().warn("shutdown-timeout reached, closing the connections left limit={}ms",
+                       bound.count());
+      return;
+    }
+    self->receive([&](const caf::down_msg&) { --left; },
+                  caf::after(std::chrono::milliseconds(100)) >> [] {});
+  }
+}
+
 std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   if (opts.spool_max_mb == 0) {
     logs::storage().warn("spool off: packets are not acknowledged while the database is away");
@@ -224,10 +255,12 @@ int run(const app::options& opts, const sigset_t& signals) {
       logs::app().warn("SIGHUP received; reloading is not supported yet, nothing changed");
       continue;
     }
-    logs::app().info("shutting down signal={}", strsignal(sig));
+    logs::app().info("shutting down signal={} shutdown_timeout={}ms", strsignal(sig),
+                     opts.shutdown_timeout.count());
     break;
   }
 
+  drain_listeners(sys, listeners, opts.shutdown_timeout, signals);
   stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");
   return 0;

@@ -159,6 +159,9 @@ options parse_options(int argc, char** argv) {
   add_duration(app, "--write-timeout", o.writer.write_timeout, "seconds",
                "Longest one database call may take before it is abandoned (a stalled or "
                "unreachable database)");
+  add_duration(app, "--shutdown-timeout", o.shutdown_timeout, "seconds",
+               "On SIGTERM, how long connections may take to answer what they have read "
+               "before they are closed; a second SIGTERM or SIGINT cuts it short");
   app.add_option("--spool-max-mb", o.spool_max_mb,
                  "Size bound of the spool under state-dir/spool that takes packets while the "
                  "database is unreachable; 0 turns the spool off")

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ struct options {
   actors::pub_settings pubs;
   actors::writer_settings writer;
   std::uint64_t spool_max_mb = 1024;  // 0: no spool
+  /// How long SIGTERM waits for connections to answer what they read.
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
   actors::confo_settings confos;
 };
 

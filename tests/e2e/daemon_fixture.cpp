@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -33,11 +34,22 @@ daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) 
                                 "--plain-port", std::to_string(plain_port_),
                                 "--embedded-db-port", std::to_string(embedded_db_port_),
                                 "--confo-listen", "127.0.0.1",
-                                "--confo-port", std::to_string(confo_port_),
-                                "--log-level", "debug"};
+                                "--confo-port", std::to_string(confo_port_)};
+  // Tests read the debug lines, unless one asks for less under heavy load.
+  if (std::find(extra.begin(), extra.end(), "--log-level") == extra.end()) {
+    argv.insert(argv.end(), {"--log-level", "debug"});
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
-  proc_ = std::make_unique<process>(argv, state_dir_ / "locomov.log", open_files);
+  argv_ = std::move(argv);
+  open_files_ = open_files;
+  start_and_wait();
+}
 
+void daemon::start_and_wait() {
+  const auto log_name = starts_ == 0 ? std::string("locomov.log")
+                                     : "locomov." + std::to_string(starts_) + ".log";
+  ++starts_;
+  proc_ = std::make_unique<process>(argv_, state_dir_ / log_name, open_files_);
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < until) {
     if (log().find("locomov ready") != std::string::npos) {
@@ -83,6 +95,20 @@ int daemon::log_lines_with(const std::vector<std::string>& parts) const {
 int daemon::stop() {
   proc_->signal(SIGTERM);
   return proc_->wait(std::chrono::seconds(30));
+}
+
+void daemon::kill() {
+  proc_->signal(SIGKILL);
+  if (proc_->wait(std::chrono::seconds(30)) == -1) {
+    throw std::runtime_error("locomov outlived SIGKILL");
+  }
+}
+
+void daemon::restart() {
+  if (proc_->running()) {
+    throw std::runtime_error("restart() while locomov still runs");
+  }
+  start_and_wait();
 }
 
 }  // namespace locomov::test

@@ -16,8 +16,8 @@ class daemon {
  public:
   /// Starts the daemon with `extra` options and waits until it logs that it
   /// is ready (or throws with its output). Without "--db" in `extra`, the
-  /// daemon starts its embedded database. `open_files`, when not 0, is its
-  /// soft and hard descriptor limit.
+  /// daemon starts its embedded database; without "--log-level", it logs at
+  /// debug. `open_files`, when not 0, is its soft and hard descriptor limit.
   explicit daemon(const std::vector<std::string>& extra, std::uint64_t open_files = 0);
   ~daemon();
 
@@ -36,7 +36,20 @@ class daemon {
   /// SIGTERM, then the exit status (or -1 if it did not end in 30 s).
   int stop();
 
+  /// SIGKILL, as a crash or the OOM killer would; waits until it is gone.
+  void kill();
+
+  /// Starts the daemon again with the same options, ports and state folder
+  /// (its spool, certificate and embedded cluster), once the last one has
+  /// ended; waits until it is ready. Its log goes to a file of its own.
+  void restart();
+
  private:
+  void start_and_wait();
+
+  std::vector<std::string> argv_;
+  std::uint64_t open_files_ = 0;
+  int starts_ = 0;
   std::filesystem::path state_dir_;
   int packet_port_ = 0;
   int plain_port_ = 0;
