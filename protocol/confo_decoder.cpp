@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "protocol/go_keys.hpp"
+#include "protocol/json_error.hpp"
 
 namespace locomov::protocol {
 namespace {
@@ -60,6 +61,7 @@ class confo_handler {
   bool top_object = false;
   std::string problem;
   std::string parse_error_text;
+  std::size_t parse_error_pos = 0;
 
   bool null() {
     take();  // null leaves a Go field as it was
@@ -139,8 +141,9 @@ class confo_handler {
     return true;
   }
 
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) {
     parse_error_text = e.what();
+    parse_error_pos = pos;
     return false;
   }
 
@@ -238,9 +241,7 @@ confo_result decode_confo(std::string_view frame, std::int64_t received_at_us,
     if (e.find("number overflow") != std::string::npos) {
       return failed(kind::invalid, "number out of range");
     }
-    const auto dash = e.find(" - ");
-    return failed(kind::undecodable,
-                  "invalid JSON: " + (dash == std::string::npos ? e : e.substr(dash + 3)));
+    return failed(kind::undecodable, describe_json_error(frame, h.parse_error_pos, e));
   }
   if (!h.top_object) {
     return failed(kind::invalid, "not a JSON object");

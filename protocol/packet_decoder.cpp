@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "protocol/go_keys.hpp"
+#include "protocol/json_error.hpp"
 
 namespace locomov::protocol {
 
@@ -680,42 +681,6 @@ decode_result invalid(std::string reason) {
   return r;
 }
 
-// nlohmann's message reads "[json.exception.parse_error.101] parse error at
-// line 1, column 20: syntax error while parsing value - invalid literal; last
-// read: '...'". The part after " - " names the problem without echoing the
-// peer's bytes; the position becomes the 0-based offset of the failing byte.
-std::string describe_parse_error(const packet_handler& h, std::string_view frame) {
-  constexpr std::size_t max_detail = 80;
-  // nlohmann takes a NUL for the end of its input and would report a frame
-  // of binary bytes as "unexpected end of input".
-  for (std::size_t i = 0; i < frame.size() && i < h.error_pos; ++i) {
-    const auto u = static_cast<unsigned char>(frame[i]);
-    if (u == 0) {
-      static constexpr char hex[] = "0123456789abcdef";
-      return "invalid JSON at byte " + std::to_string(i) + ": control byte 0x" + hex[u >> 4] +
-             hex[u & 15];
-    }
-  }
-  std::string_view what = h.error_text;
-  if (const auto dash = what.find(" - "); dash != std::string_view::npos) {
-    what.remove_prefix(dash + 3);
-  } else if (const auto colon = what.find(": "); colon != std::string_view::npos) {
-    what.remove_prefix(colon + 2);
-  }
-  what = what.substr(0, what.find("; "));
-  if (what.size() > max_detail) {
-    what = what.substr(0, what.rfind(' ', max_detail));
-  }
-
-  const std::size_t offset = h.error_pos > 0 ? h.error_pos - 1 : 0;
-  std::string reason = "invalid JSON at byte " + std::to_string(offset) + ": ";
-  for (char c : what) {
-    const auto u = static_cast<unsigned char>(c);
-    reason.push_back(u < 0x20 || u >= 0x7f ? '?' : to_lower(c));
-  }
-  return reason;
-}
-
 std::string field_problem(std::uint8_t s, problem p) {
   std::string_view name;
   if (s < reading_count) {
@@ -781,7 +746,8 @@ decode_result decode_packet(std::string_view frame, std::int64_t received_at_us)
     }
   }
   if (h.parse_failed) {
-    return undecodable(describe_parse_error(h, patched.empty() ? frame : patched));
+    return undecodable(
+        describe_json_error(patched.empty() ? frame : patched, h.error_pos, h.error_text));
   }
 
   if (h.top_null) {

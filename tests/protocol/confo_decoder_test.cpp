@@ -168,5 +168,20 @@ TEST(ConfoDecoder, CallsBytesThatAreNotJsonUndecodable) {
   }
 }
 
+// Found by tests/fuzz/confo_fuzz.cpp: the reason echoed the peer's raw
+// bytes (DEL, NUL) into the log.
+TEST(ConfoDecoder, KeepsReasonsShortPrintableAndOnOneLine) {
+  using namespace std::string_literals;
+  for (const auto& frame : {"{\"deviceN\x7f\x7f\x7f}\x7f?\x7fZie\0\0\x87\xba"s,
+                            "{\"ssid\":\"a\nb\x01\"}"s, "{\"a\":[1,2,3,\x1b[2J]}"s}) {
+    const auto r = decode(frame);
+    EXPECT_EQ(r.outcome, confo_result::kind::undecodable) << frame;
+    EXPECT_LT(r.reason.size(), 120u) << r.reason;
+    for (char c : r.reason) {
+      EXPECT_TRUE(c >= 0x20 && c < 0x7f) << r.reason;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace locomov::protocol
