@@ -26,13 +26,23 @@ const bool sigpipe_ignored = [] {
 }  // namespace
 
 tls_client::tls_client(const options& opts) {
+  // A constructor that throws runs no destructor: a failed handshake (while
+  // a test restarts the daemon, thousands of them) must not leak its SSL.
+  try {
+    open(opts);
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+void tls_client::open(const options& opts) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (!opts.source.empty()) {
     sockaddr_in from{};
     from.sin_family = AF_INET;
     inet_pton(AF_INET, opts.source.c_str(), &from.sin_addr);
     if (bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0) {
-      close(fd_);
       throw std::runtime_error("cannot bind client address " + opts.source);
     }
   }
@@ -44,7 +54,6 @@ tls_client::tls_client(const options& opts) {
   addr.sin_port = htons(static_cast<uint16_t>(opts.port));
   inet_pton(AF_INET, opts.host.c_str(), &addr.sin_addr);
   if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd_);
     throw std::runtime_error("connect to " + opts.host + ":" + std::to_string(opts.port) +
                              " failed");
   }
@@ -75,15 +84,20 @@ tls_client::tls_client(const options& opts) {
   fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
 }
 
-tls_client::~tls_client() {
+tls_client::~tls_client() { release(); }
+
+void tls_client::release() {
   if (ssl_ != nullptr) {
     SSL_free(ssl_);
+    ssl_ = nullptr;
   }
   if (ctx_ != nullptr) {
     SSL_CTX_free(ctx_);
+    ctx_ = nullptr;
   }
   if (fd_ >= 0) {
     close(fd_);
+    fd_ = -1;
   }
 }
 

@@ -41,6 +41,9 @@ class tls_client {
   std::string negotiated_cipher() const;
 
  private:
+  void open(const options& opts);
+  void release();
+
   // Reads once into buffer_; false on EOF or error, nullopt-like timeout as false too.
   bool fill(std::chrono::milliseconds limit);
 
