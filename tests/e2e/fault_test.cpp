@@ -307,12 +307,19 @@ TEST(FaultTest, EveryAcknowledgedPacketIsStoredExactlyOnce) {
     one_shot.stop();
     late.stop();
     acked_after_commit = one_shot.acknowledged() + late.acknowledged();
-    const auto t = compare(conninfo, one_shot.acknowledged_packets());
-    EXPECT_EQ(t.missing, 0u);
+    // Packets acknowledged from the spool during the lock reach the table
+    // as the drainer catches up.
+    const auto lock_acked = one_shot.acknowledged_packets();
+    EXPECT_TRUE(wait_for([&] { return compare(conninfo, lock_acked).missing == 0; }, 60s))
+        << compare(conninfo, lock_acked).missing << " acknowledged in the lock, not stored";
     EXPECT_EQ(one_shot.refused(), 0);
   }
   const long lock_growth_kb = rss_during_lock - rss_before_lock;
+#ifndef __SANITIZE_ADDRESS__
+  // AddressSanitizer holds freed memory back (its quarantine, 256 MB), so
+  // the bound speaks of the real build only.
   EXPECT_LT(lock_growth_kb, 64 * 1024);
+#endif
 
   // kill -9 under load, and a restart.
   const auto before_kill = steady.acknowledged();
