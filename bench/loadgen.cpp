@@ -263,16 +263,25 @@ class worker {
   std::size_t next_address_ = 0;
 };
 
+/// Shared by all workers of the run.
+std::atomic<std::uint32_t> energy_counter{1};
+
 std::string worker::make_packet() {
   const std::int32_t id = id_next_;
   id_next_ = id_next_ == opts_.id_last ? opts_.id_first : id_next_ + 1;
   const double voltage = 220.0 + static_cast<double>(rng_() % 200) / 10.0;
   const double freq = 49.9 + static_cast<double>(rng_() % 21) / 100.0;
-  char buf[160];
+  // locomov stores a packet once per distinct content, and many packets of
+  // one id share a second here: the energy counter, rising as a meter's
+  // does, keeps each packet distinct so that rows found match packets
+  // acknowledged (exact in a REAL up to 2^24 packets per run).
+  const auto energy = energy_counter.fetch_add(1, std::memory_order_relaxed);
+  char buf[192];
   const int n = std::snprintf(buf, sizeof buf,
                               "{\"Id\":%d,\"timestamp\":%lld,\"status\":true,\"voltage\":%.1f,"
-                              "\"freq\":%.2f}\n",
-                              id, static_cast<long long>(std::time(nullptr)), voltage, freq);
+                              "\"freq\":%.2f,\"impActvEnrg\":%u}\n",
+                              id, static_cast<long long>(std::time(nullptr)), voltage, freq,
+                              energy);
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
