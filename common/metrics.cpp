@@ -1,5 +1,6 @@
 #include "common/metrics.hpp"
 
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -75,6 +76,47 @@ std::vector<sample> snapshot() {
     x.value = s.count ? static_cast<double>(s.count->value())
                       : static_cast<double>(s.level->value());
     out.push_back(std::move(x));
+  }
+  return out;
+}
+
+std::string to_prometheus(const std::vector<sample>& samples) {
+  std::string out;
+  out.reserve(samples.size() * 80);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    if (i == 0 || samples[i - 1].name != s.name) {
+      // The family's help is the first one any of its series was given.
+      std::string_view help;
+      for (std::size_t j = i; j < samples.size() && samples[j].name == s.name; ++j) {
+        if (!samples[j].help.empty()) {
+          help = samples[j].help;
+          break;
+        }
+      }
+      if (!help.empty()) {
+        out.append("# HELP ").append(s.name).append(" ");
+        for (char c : help) {
+          if (c == '\\') {
+            out.append("\\\\");
+          } else if (c == '\n') {
+            out.append("\\n");
+          } else {
+            out.push_back(c);
+          }
+        }
+        out.push_back('\n');
+      }
+      out.append("# TYPE ").append(s.name).append(
+          s.type == sample::kind::counter ? " counter\n" : " gauge\n");
+    }
+    out.append(s.name);
+    if (!s.labels.empty()) {
+      out.append("{").append(s.labels).append("}");
+    }
+    char value[32];
+    std::snprintf(value, sizeof value, " %.17g\n", s.value);
+    out.append(value);
   }
   return out;
 }

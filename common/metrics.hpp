@@ -55,4 +55,9 @@ struct sample {
 /// Every series created so far, sorted by name then labels.
 std::vector<sample> snapshot();
 
+/// `samples` (sorted as snapshot() returns them) in the Prometheus text
+/// exposition format, version 0.0.4: one HELP and TYPE line per metric
+/// name, then its series.
+std::string to_prometheus(const std::vector<sample>& samples);
+
 }  // namespace locomov::metrics

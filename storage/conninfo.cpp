@@ -72,4 +72,8 @@ std::string conninfo_with_timeouts(const std::string& conninfo,
   return out;
 }
 
+bool accepts_connections(const std::string& conninfo, std::chrono::milliseconds timeout) {
+  return PQping(conninfo_with_timeouts(conninfo, timeout).c_str()) == PQPING_OK;
+}
+
 }  // namespace locomov::storage

@@ -16,4 +16,9 @@ namespace locomov::storage {
 std::string conninfo_with_timeouts(const std::string& conninfo,
                                    std::chrono::milliseconds timeout);
 
+/// Whether the server `conninfo` names accepts connections now (libpq's
+/// PQping: no login, so no password is needed), giving up after `timeout`.
+/// For readiness probes; blocks the calling thread.
+bool accepts_connections(const std::string& conninfo, std::chrono::milliseconds timeout);
+
 }  // namespace locomov::storage

@@ -1,5 +1,6 @@
 // The locomov daemon: start-up wiring, signals and shutdown.
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -19,7 +20,9 @@
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
 #include "net/open_files.hpp"
+#include "net/status_server.hpp"
 #include "net/tls_context.hpp"
+#include "storage/conninfo.hpp"
 #include "storage/embedded_cluster.hpp"
 #include "storage/schema.hpp"
 #include "storage/spool.hpp"
@@ -229,8 +232,27 @@ int run(const app::options& opts, const sigset_t& signals) {
   const actors::connection_peers peers{pipeline.registry, pipeline.arbiter, pipeline.query};
 
   std::vector<actors::listener> listeners;
+  // What /readyz reports: listeners up (until shutdown begins) and the
+  // database taking connections.
+  std::atomic<bool> accepting{false};
+  std::unique_ptr<net::status_server> status;
   try {
     start_listeners(sys, opts, ctx, places, peers, listeners);
+    accepting = true;
+    if (opts.status_port != 0) {
+      status = std::make_unique<net::status_server>(
+          net::status_server::settings{opts.status_listen, opts.status_port},
+          [&accepting, conninfo] {
+            net::readiness r;
+            if (!accepting) {
+              r.problems.emplace_back("not accepting: shutting down");
+            }
+            if (!storage::accepts_connections(conninfo, std::chrono::seconds(2))) {
+              r.problems.emplace_back("database not reachable");
+            }
+            return r;
+          });
+    }
   } catch (const std::exception&) {
     // The actor system's destructor waits for every actor to end: without
     // this, a port in use would hang start-up instead of ending it.
@@ -260,6 +282,7 @@ int run(const app::options& opts, const sigset_t& signals) {
     break;
   }
 
+  accepting = false;
   drain_listeners(sys, listeners, opts.shutdown_timeout, signals);
   stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");

@@ -74,6 +74,12 @@ options parse_options(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--confo-port", o.confo_port, "TLS confirmation port; 0 turns it off")
       ->capture_default_str();
+  app.add_option("--status-listen", o.status_listen,
+                 "Address of the plain-HTTP status endpoint (/metrics, /stats, /healthz, "
+                 "/readyz); keep it on loopback or a management network")
+      ->capture_default_str();
+  app.add_option("--status-port", o.status_port, "Status endpoint port; 0 turns it off")
+      ->capture_default_str();
   app.add_option("--confo-default-lng", o.confos.defaults.longitude,
                  "Longitude stored for a confo without usable coords")
       ->capture_default_str()

@@ -24,6 +24,8 @@ struct options {
   std::uint16_t plain_port = 0;  // 0: no plaintext listener
   std::string confo_listen = "0.0.0.0";
   std::uint16_t confo_port = 38979;  // 0: no confirmation port
+  std::string status_listen = "127.0.0.1";
+  std::uint16_t status_port = 38980;  // 0: no status endpoint
 
   net::tls_settings tls;
   std::vector<std::string> tls_names;  // self-signed certificate's names

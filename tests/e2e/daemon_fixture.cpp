@@ -27,6 +27,7 @@ daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) 
   plain_port_ = free_port();
   embedded_db_port_ = free_port();
   confo_port_ = free_port();
+  status_port_ = free_port();
   std::vector<std::string> argv{locomov_binary(),
                                 "--state-dir", state_dir_.string(),
                                 "--packet-listen", "127.0.0.1",
@@ -34,7 +35,8 @@ daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) 
                                 "--plain-port", std::to_string(plain_port_),
                                 "--embedded-db-port", std::to_string(embedded_db_port_),
                                 "--confo-listen", "127.0.0.1",
-                                "--confo-port", std::to_string(confo_port_)};
+                                "--confo-port", std::to_string(confo_port_),
+                                "--status-port", std::to_string(status_port_)};
   // Tests read the debug lines, unless one asks for less under heavy load.
   if (std::find(extra.begin(), extra.end(), "--log-level") == extra.end()) {
     argv.insert(argv.end(), {"--log-level", "debug"});

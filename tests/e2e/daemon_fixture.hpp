@@ -25,6 +25,8 @@ class daemon {
   int plain_port() const { return plain_port_; }
   int embedded_db_port() const { return embedded_db_port_; }
   int confo_port() const { return confo_port_; }
+  /// The plain-HTTP status endpoint (/metrics, /readyz, ...) on 127.0.0.1.
+  int status_port() const { return status_port_; }
   const std::filesystem::path& state_dir() const { return state_dir_; }
   std::filesystem::path ca_file() const { return state_dir_ / "tls" / "ca.crt"; }
   process& proc() { return *proc_; }
@@ -54,6 +56,7 @@ class daemon {
   int packet_port_ = 0;
   int plain_port_ = 0;
   int confo_port_ = 0;
+  int status_port_ = 0;
   int embedded_db_port_ = 0;
   std::unique_ptr<process> proc_;
 };

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tests/e2e/daemon_fixture.hpp"
+#include "tests/e2e/http_get.hpp"
 #include "tests/e2e/tls_client.hpp"
 
 namespace locomov::test {
@@ -92,6 +93,23 @@ TEST(DatabaseOutage, NoDeadlineRunsWhileAReplyIsOwed) {
   EXPECT_EQ(d.log_lines_with({"read timed out"}), 0) << d.log();
   EXPECT_EQ(d.log_lines_with({"idle timed out"}), 0) << d.log();
   EXPECT_NE(d.log().find("packet could not be stored, closing"), std::string::npos) << d.log();
+}
+
+// /readyz is what a load balancer asks: ready while the database takes
+// connections, 503 with the reason once it is gone; /healthz still answers.
+TEST(DatabaseOutage, ReadyzTurnsNotReadyWhileTheDatabaseIsDown) {
+  daemon d({});
+  const auto up = http_get(d.status_port(), "/readyz");
+  EXPECT_EQ(up.status, 200);
+  EXPECT_EQ(up.body, "ready\n");
+
+  stop_embedded_cluster(d);
+
+  const auto down = http_get(d.status_port(), "/readyz");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_EQ(down.body, "database not reachable\n");
+  EXPECT_EQ(http_get(d.status_port(), "/healthz").status, 200);
+  EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
 }  // namespace

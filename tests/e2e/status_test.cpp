@@ -1,0 +1,141 @@
+// The operators' status endpoint against a real daemon: /metrics counts
+// exactly the traffic sent and passes promtool, /healthz and /readyz answer.
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <pqxx/pqxx>
+#include <sstream>
+#include <string>
+
+#include "tests/e2e/daemon_fixture.hpp"
+#include "tests/e2e/http_get.hpp"
+#include "tests/e2e/tls_client.hpp"
+#include "tests/support/pg_cluster.hpp"
+
+namespace locomov::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Every series of a scrape, `name{labels}` to value.
+std::map<std::string, double> scrape(const daemon& d) {
+  const auto r = http_get(d.status_port(), "/metrics");
+  EXPECT_EQ(r.status, 200);
+  std::map<std::string, double> series;
+  std::istringstream lines(r.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    const auto space = line.rfind(' ');
+    series[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return series;
+}
+
+double moved(const std::map<std::string, double>& before,
+             const std::map<std::string, double>& after, const std::string& key) {
+  const auto b = before.find(key);
+  const auto a = after.find(key);
+  return (a == after.end() ? 0 : a->second) - (b == before.end() ? 0 : b->second);
+}
+
+std::string packet(int n) {
+  return R"({"Id":1,"timestamp":)" + std::to_string(1'600'000'000 + n) +
+         R"(,"status":true,"voltage":230.5})" + "\n";
+}
+
+class StatusEndpoint : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    conninfo_ = pg_cluster::shared().fresh_database();
+    daemon_ = std::make_unique<daemon>(std::vector<std::string>{"--db", conninfo_});
+    pqxx::connection conn{conninfo_};
+    pqxx::work tx{conn};
+    tx.exec0("INSERT INTO pub (pub_id, hash) VALUES (1, 1001)");
+    tx.commit();
+  }
+
+  void TearDown() override { EXPECT_EQ(daemon_->stop(), 0) << daemon_->log(); }
+
+  tls_client device() {
+    tls_client::options o;
+    o.port = daemon_->packet_port();
+    o.ca = daemon_->ca_file();
+    return tls_client(o);
+  }
+
+  std::string conninfo_;
+  std::unique_ptr<daemon> daemon_;
+};
+
+TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
+  const auto before = scrape(*daemon_);
+
+  // Three connections: five packets on one, one on each of the others, and
+  // one packet that is not a valid reading.
+  {
+    auto c = device();
+    std::string five;
+    for (int n = 0; n < 5; ++n) {
+      five += packet(n);
+    }
+    c.write(five);
+    for (int n = 0; n < 5; ++n) {
+      ASSERT_EQ(c.read_line(20s), "Thank you.\n");
+    }
+  }
+  for (int n = 5; n < 7; ++n) {
+    auto c = device();
+    c.write(packet(n));
+    ASSERT_EQ(c.read_line(20s), "Thank you.\n");
+  }
+  {
+    auto c = device();
+    c.write(R"({"Id":0})" "\n");
+    ASSERT_EQ(c.read_line(20s), "!OK id is not a positive integer\n");
+  }
+
+  const auto after = scrape(*daemon_);
+  EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="committed"})"), 7);
+  EXPECT_EQ(moved(before, after, R"(locomov_connections_accepted_total{listener="packet"})"), 4);
+  EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="duplicate"})"), 0);
+  EXPECT_GT(after.at("process_resident_memory_bytes"), 0);
+  EXPECT_GT(after.at("process_open_fds"), 0);
+}
+
+TEST_F(StatusEndpoint, MetricsPassPromtool) {
+  auto c = device();
+  c.write(packet(0));
+  ASSERT_EQ(c.read_line(20s), "Thank you.\n");
+
+  const auto r = http_get(daemon_->status_port(), "/metrics");
+  ASSERT_EQ(r.status, 200);
+  const auto file = daemon_->state_dir() / "scrape.txt";
+  std::ofstream(file) << r.body;
+  // scripts/test installs promtool (Debian's prometheus package).
+  const auto check = run_command({"sh", "-c", "promtool check metrics < " + file.string()});
+  EXPECT_EQ(check.status, 0) << check.output << "\n" << r.body;
+}
+
+TEST_F(StatusEndpoint, HealthAndReadinessAnswer) {
+  const auto health = http_get(daemon_->status_port(), "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+  const auto ready = http_get(daemon_->status_port(), "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, "ready\n");
+  EXPECT_EQ(http_get(daemon_->status_port(), "/nowhere").status, 404);
+
+  const auto stats = http_get(daemon_->status_port(), "/stats");
+  EXPECT_EQ(stats.status, 200);
+  EXPECT_NE(stats.body.find(R"("name": "locomov_connections_open")"), std::string::npos)
+      << stats.body;
+}
+
+}  // namespace
+}  // namespace locomov::test
