@@ -1,6 +1,7 @@
 #include "actors/confo_arbiter.hpp"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 
@@ -9,6 +10,7 @@
 #include "actors/messages.hpp"
 #include "actors/stop_flag.hpp"
 #include "common/logging.hpp"
+#include "common/metrics.hpp"
 #include "storage/confo_store.hpp"
 #include "storage/retry_policy.hpp"
 
@@ -35,6 +37,30 @@ storage::confo_store& connected(std::unique_ptr<storage::confo_store>& store,
   return *store;
 }
 
+/// Committed decisions per branch of the tree.
+metrics::counter& decisions(storage::confo_branch branch) {
+  static const auto all = [] {
+    constexpr auto last = static_cast<int>(storage::confo_branch::csub_no_pub);
+    std::array<metrics::counter*, last + 1> counters{};
+    for (int b = 0; b <= last; ++b) {
+      counters[b] = &metrics::get_counter(
+          "locomov_confo_decisions_total",
+          std::string("branch=\"") + storage::branch_name(static_cast<storage::confo_branch>(b)) +
+              "\"",
+          "Confos decided and committed, by branch of the decision tree");
+    }
+    return counters;
+  }();
+  return *all[static_cast<int>(branch)];
+}
+
+/// Confos answered !OK although they were valid, by why.
+metrics::counter& undecided(const char* reason) {
+  return metrics::get_counter("locomov_confo_undecided_total",
+                              std::string("reason=\"") + reason + "\"",
+                              "Valid confos not decided (answered !OK), by reason");
+}
+
 std::string outcome_of(const storage::confo_decision& d) {
   std::string outcome = d.conflict ? "saved in cconfo" : "saved in confo";
   if (d.pub_created) {
@@ -53,6 +79,7 @@ std::string outcome_of(const storage::confo_decision& d) {
 bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) {
   auto& st = self->state;
   if (st.gave_up_at_shutdown) {
+    undecided("shutting_down").inc();
     return false;
   }
   const auto give_up_at = clock::now() + st.settings.retry_for;
@@ -63,6 +90,7 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
       logs::actors().info(
           "confo decided device_name=\"{}\" ssid=\"{}\" hash={} branch={} outcome=\"{}\"",
           c.device_name, c.ssid, c.hash, storage::branch_name(d.branch), outcome_of(d));
+      decisions(d.branch).inc();
       if (d.pub_created) {
         const auto id = st.settings.key == storage::pub_key::pub_id ? d.pub_id : c.hash;
         self->send(st.registry, pub_known_atom::value, id, d.pub_id);
@@ -75,11 +103,13 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
           // at worst saves the confo twice and never creates a second pub.
           logs::actors().error("confo commit outcome unknown device_name=\"{}\" reason=\"{}\"",
                                c.device_name, logs::one_line(e.what()));
+          undecided("commit_in_doubt").inc();
           st.store.reset();
           return false;
         case storage::db_failure::refused:
           logs::actors().warn("confo refused by the database device_name=\"{}\" reason=\"{}\"",
                               c.device_name, logs::one_line(e.what()));
+          undecided("refused_by_database").inc();
           return false;
         case storage::db_failure::transient:
           logs::actors().warn("confo decision failed, retrying device_name=\"{}\" reason=\"{}\"",
@@ -91,6 +121,7 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
     if (clock::now() + backoff > give_up_at) {
       logs::actors().error("giving up on confo device_name=\"{}\" ssid=\"{}\" after={}ms",
                            c.device_name, c.ssid, st.settings.retry_for.count());
+      undecided("database_unreachable").inc();
       return false;
     }
     // Detached actor: sleeping holds back only the confos queued behind this
@@ -100,6 +131,7 @@ bool decide(caf::stateful_actor<arbiter_state>* self, const protocol::confo& c) 
       logs::actors().warn("confo not decided, shutting down device_name=\"{}\" ssid=\"{}\"",
                           c.device_name, c.ssid);
       st.gave_up_at_shutdown = true;
+      undecided("shutting_down").inc();
       return false;
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
@@ -111,6 +143,8 @@ caf::behavior arbiter(caf::stateful_actor<arbiter_state>* self, confo_settings s
   self->state.settings = std::move(settings);
   self->state.registry = std::move(registry);
   self->state.stopping = std::move(stopping);
+  // Every branch's counter exists from the start, so scrapes show zeros.
+  decisions(storage::confo_branch::sub_pub_own);
   return {
       [self](decide_atom, const protocol::confo& c) { return decide(self, c); },
   };

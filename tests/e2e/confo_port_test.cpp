@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "tests/e2e/daemon_fixture.hpp"
+#include "tests/e2e/http_get.hpp"
 #include "tests/e2e/tls_client.hpp"
 #include "tests/support/pg_cluster.hpp"
 
@@ -107,11 +108,17 @@ TEST_F(ConfoPort, InvalidConfosGetNotOkAndTheConnectionStaysUsable) {
 }
 
 TEST_F(ConfoPort, ConflictingCreatorLandsInCconfo) {
+  const auto before = scrape_metrics(daemon_->status_port());
   auto c = client();
   c.write(R"({"deviceName":"meter-3","ssid":"a","hash":5003,"email":"ravi@example.com"})"
           R"({"deviceName":"meter-3b","ssid":"b","hash":5003,"email":"asha@example.com"})");
   EXPECT_EQ(c.read_line(), "OK.\n");
   EXPECT_EQ(c.read_line(), "OK.\n");
+  const auto after = scrape_metrics(daemon_->status_port());
+  EXPECT_EQ(moved(before, after, R"(locomov_confo_decisions_total{branch="sub_new_pub"})"), 1);
+  EXPECT_EQ(moved(before, after, R"(locomov_confo_decisions_total{branch="sub_pub_conflict"})"),
+            1);
+  EXPECT_EQ(moved(before, after, R"(locomov_confo_decisions_total{branch="sub_pub_own"})"), 0);
   EXPECT_EQ(text("SELECT creator FROM pub WHERE hash = 5003"), "ravi@example.com");
   EXPECT_EQ(count("SELECT count(*) FROM cconfo WHERE hash = 5003 AND email = 'asha@example.com'"),
             1);

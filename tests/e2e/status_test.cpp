@@ -5,9 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <pqxx/pqxx>
-#include <sstream>
 #include <string>
 
 #include "tests/e2e/daemon_fixture.hpp"
@@ -19,30 +17,6 @@ namespace locomov::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// Every series of a scrape, `name{labels}` to value.
-std::map<std::string, double> scrape(const daemon& d) {
-  const auto r = http_get(d.status_port(), "/metrics");
-  EXPECT_EQ(r.status, 200);
-  std::map<std::string, double> series;
-  std::istringstream lines(r.body);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty() || line[0] == '#') {
-      continue;
-    }
-    const auto space = line.rfind(' ');
-    series[line.substr(0, space)] = std::stod(line.substr(space + 1));
-  }
-  return series;
-}
-
-double moved(const std::map<std::string, double>& before,
-             const std::map<std::string, double>& after, const std::string& key) {
-  const auto b = before.find(key);
-  const auto a = after.find(key);
-  return (a == after.end() ? 0 : a->second) - (b == before.end() ? 0 : b->second);
-}
 
 std::string packet(int n) {
   return R"({"Id":1,"timestamp":)" + std::to_string(1'600'000'000 + n) +
@@ -74,7 +48,7 @@ class StatusEndpoint : public ::testing::Test {
 };
 
 TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
-  const auto before = scrape(*daemon_);
+  const auto before = scrape_metrics(daemon_->status_port());
 
   // Three connections: five packets on one, one on each of the others, and
   // one packet that is not a valid reading.
@@ -100,7 +74,7 @@ TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
     ASSERT_EQ(c.read_line(20s), "!OK id is not a positive integer\n");
   }
 
-  const auto after = scrape(*daemon_);
+  const auto after = scrape_metrics(daemon_->status_port());
   EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="committed"})"), 7);
   EXPECT_EQ(moved(before, after, R"(locomov_connections_accepted_total{listener="packet"})"), 4);
   EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="duplicate"})"), 0);
