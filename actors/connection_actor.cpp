@@ -237,11 +237,13 @@ void on_packet(connection* self, std::int64_t received_at) {
   auto result = protocol::decode_packet(st.frame, received_at);
   using kind = protocol::decode_result::kind;
   if (result.outcome == kind::undecodable) {
+    st.events->frames_undecodable.inc();
     stop_reading(self, "not JSON", result.reason);
     return;
   }
   auto seq = st.next_seq++;
   if (result.outcome == kind::invalid) {
+    st.events->frames_invalid.inc();
     logs::protocol().debug("packet refused conn={} peer={} reason=\"{}\"", st.info.id,
                            st.info.peer, result.reason);
     st.replies.push_back(reply{seq, true, "!OK " + result.reason + "\n"});
@@ -256,11 +258,13 @@ void on_confo(connection* self, std::int64_t received_at) {
   auto result = protocol::decode_confo(st.frame, received_at, st.settings.confo_defaults);
   using kind = protocol::confo_result::kind;
   if (result.outcome == kind::undecodable) {
+    st.events->frames_undecodable.inc();
     stop_reading(self, "not JSON", result.reason);
     return;
   }
   auto seq = st.next_seq++;
   if (result.outcome == kind::invalid) {
+    st.events->frames_invalid.inc();
     // The device protocol has no reason field: the log keeps it.
     logs::protocol().info("confo refused conn={} peer={} reason=\"{}\"", st.info.id,
                           st.info.peer, result.reason);
@@ -339,6 +343,7 @@ void decode_frames(connection* self) {
       break;
     }
     if (status == protocol::frame_splitter::status::too_large) {
+      st.events->frames_too_large.inc();
       stop_reading(self, "frame too large",
                    "limit " + std::to_string(st.settings.max_frame) + " bytes");
       break;
@@ -360,6 +365,9 @@ void log_tls_failure(connection* self) {
   auto& st = self->state;
   const auto& reason = st.tls->error();
   const bool not_tls = reason == "peer did not speak TLS";
+  if (!st.established) {
+    (not_tls ? st.events->handshakes_not_tls : st.events->handshakes_failed).inc();
+  }
   std::uint64_t suppressed = 0;
   if ((not_tls ? st.events->not_tls_log : st.events->tls_failure_log).allow(suppressed)) {
     logs::net().warn("{} conn={} peer={} reason=\"{}\" suppressed={}",
@@ -390,6 +398,7 @@ void on_bytes(connection* self, std::vector<char>& bytes) {
   }
   if (!st.established && state != tls_state::handshaking) {
     st.established = true;
+    (st.tls->resumed() ? st.events->handshakes_resumed : st.events->handshakes_full).inc();
     self->send(st.broker, tls_done_atom::value, st.info.hdl);
     logs::net().debug("TLS established conn={} peer={} version={} cipher={}", st.info.id,
                       st.info.peer, st.tls->version(), st.tls->cipher());

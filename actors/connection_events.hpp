@@ -14,11 +14,25 @@ struct connection_events {
   explicit connection_events(const std::string& listener)
       : handshake_timeouts(timed_out(listener, "handshake")),
         read_timeouts(timed_out(listener, "read")),
-        idle_timeouts(timed_out(listener, "idle")) {}
+        idle_timeouts(timed_out(listener, "idle")),
+        handshakes_full(handshakes(listener, "full")),
+        handshakes_resumed(handshakes(listener, "resumed")),
+        handshakes_failed(handshakes(listener, "failed")),
+        handshakes_not_tls(handshakes(listener, "not_tls")),
+        frames_invalid(refused(listener, "invalid")),
+        frames_undecodable(refused(listener, "undecodable")),
+        frames_too_large(refused(listener, "too_large")) {}
 
   metrics::counter& handshake_timeouts;
   metrics::counter& read_timeouts;
   metrics::counter& idle_timeouts;
+  metrics::counter& handshakes_full;
+  metrics::counter& handshakes_resumed;
+  metrics::counter& handshakes_failed;   ///< OpenSSL refused it (no shared cipher, ...)
+  metrics::counter& handshakes_not_tls;  ///< the peer sent something else (plaintext)
+  metrics::counter& frames_invalid;      ///< JSON, but not a valid packet or confo: !OK
+  metrics::counter& frames_undecodable;  ///< not JSON: connection closed
+  metrics::counter& frames_too_large;    ///< past max-frame: connection closed
   logs::limiter handshake_timeout_log;
   logs::limiter read_timeout_log;
   logs::limiter idle_timeout_log;
@@ -30,6 +44,18 @@ struct connection_events {
     return metrics::get_counter("locomov_connections_timed_out_total",
                                 "listener=\"" + listener + "\",deadline=\"" + deadline + "\"",
                                 "Connections closed by a deadline");
+  }
+
+  static metrics::counter& handshakes(const std::string& listener, const char* outcome) {
+    return metrics::get_counter("locomov_tls_handshakes_total",
+                                "listener=\"" + listener + "\",outcome=\"" + outcome + "\"",
+                                "TLS handshakes by outcome");
+  }
+
+  static metrics::counter& refused(const std::string& listener, const char* reason) {
+    return metrics::get_counter("locomov_frames_refused_total",
+                                "listener=\"" + listener + "\",reason=\"" + reason + "\"",
+                                "Frames (packets, confos) refused, by reason");
   }
 };
 

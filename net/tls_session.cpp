@@ -174,6 +174,8 @@ void tls_session::shutdown(std::string& out) {
 
 std::string tls_session::version() const { return SSL_get_version(ssl_.get()); }
 
+bool tls_session::resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
+
 std::string tls_session::cipher() const {
   const SSL_CIPHER* current = SSL_get_current_cipher(ssl_.get());
   return current == nullptr ? std::string{} : SSL_CIPHER_get_name(current);

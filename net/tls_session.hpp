@@ -56,6 +56,9 @@ class tls_session {
   /// Negotiated protocol ("TLSv1.2") and cipher ("AES256-SHA"), once established.
   std::string version() const;
   std::string cipher() const;
+  /// True when the handshake resumed an earlier session (a ticket or the
+  /// session cache), once established.
+  bool resumed() const;
 
  private:
   struct ssl_deleter {

@@ -50,8 +50,8 @@ class StatusEndpoint : public ::testing::Test {
 TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
   const auto before = scrape_metrics(daemon_->status_port());
 
-  // Three connections: five packets on one, one on each of the others, and
-  // one packet that is not a valid reading.
+  // Four TLS connections: five packets on one, one on each of two others,
+  // one packet that is not a valid reading; then plaintext on the TLS port.
   {
     auto c = device();
     std::string five;
@@ -74,10 +74,29 @@ TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
     ASSERT_EQ(c.read_line(20s), "!OK id is not a positive integer\n");
   }
 
+  {
+    tls_client::options plain;  // no CA: plaintext on the TLS port
+    plain.port = daemon_->packet_port();
+    tls_client c(plain);
+    c.write(packet(7));
+    ASSERT_TRUE(c.closed_by_server(10s));
+  }
+
   const auto after = scrape_metrics(daemon_->status_port());
   EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="committed"})"), 7);
-  EXPECT_EQ(moved(before, after, R"(locomov_connections_accepted_total{listener="packet"})"), 4);
+  EXPECT_EQ(moved(before, after, R"(locomov_connections_accepted_total{listener="packet"})"), 5);
   EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="duplicate"})"), 0);
+  EXPECT_EQ(moved(before, after, R"(locomov_tls_handshakes_total{listener="packet",outcome="full"})"),
+            4);
+  EXPECT_EQ(moved(before, after,
+                  R"(locomov_frames_refused_total{listener="packet",reason="invalid"})"),
+            1);
+  EXPECT_EQ(moved(before, after,
+                  R"(locomov_frames_refused_total{listener="packet",reason="undecodable"})"),
+            0);
+  EXPECT_EQ(moved(before, after,
+                  R"(locomov_tls_handshakes_total{listener="packet",outcome="not_tls"})"),
+            1);
   EXPECT_GT(after.at("process_resident_memory_bytes"), 0);
   EXPECT_GT(after.at("process_open_fds"), 0);
 }
