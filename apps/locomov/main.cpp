@@ -17,6 +17,7 @@
 #include "actors/messages.hpp"
 #include "actors/pipeline.hpp"
 #include "apps/locomov/options.hpp"
+#include "apps/locomov/service_manager.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
 #include "net/open_files.hpp"
@@ -41,6 +42,21 @@ sigset_t block_control_signals() {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+/// The next of `signals`, or 0 once `ping_every` passed without one (never,
+/// when it is zero).
+int wait_for_signal(const sigset_t& signals, std::chrono::microseconds ping_every) {
+  if (ping_every.count() == 0) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    return sig;
+  }
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(ping_every);
+  const timespec limit{static_cast<time_t>(s.count()),
+                       static_cast<long>((ping_every - s).count() * 1000)};
+  const int sig = sigtimedwait(&signals, nullptr, &limit);
+  return sig > 0 ? sig : 0;
 }
 
 std::string database_conninfo(const app::options& opts,
@@ -270,9 +286,16 @@ int run(const app::options& opts, const sigset_t& signals) {
     logs::app().info("embedded database, open it with: {}", cluster->psql_command());
   }
 
+  app::notify_ready("accepting connections");
+  // With a systemd watchdog, the wait for a signal wakes at half its
+  // interval to ping it.
+  const auto watchdog = app::watchdog_interval();
   for (;;) {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = wait_for_signal(signals, watchdog / 2);
+    if (sig == 0) {
+      app::notify_watchdog();
+      continue;
+    }
     if (sig == SIGHUP) {
       logs::app().warn("SIGHUP received; reloading is not supported yet, nothing changed");
       continue;
@@ -282,6 +305,7 @@ int run(const app::options& opts, const sigset_t& signals) {
     break;
   }
 
+  app::notify_stopping();
   accepting = false;
   drain_listeners(sys, listeners, opts.shutdown_timeout, signals);
   stop_actors(sys, listeners, pipeline);

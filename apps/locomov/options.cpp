@@ -1,5 +1,6 @@
 #include "apps/locomov/options.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -41,6 +42,43 @@ CLI::Option* add_duration(CLI::App& app, const std::string& name,
   opt->default_str(shown.str());
   opt->check(CLI::NonNegativeNumber);
   return opt;
+}
+
+/// The old Go server's glog flag `-stderrthreshold=LEVEL` (also with two
+/// dashes, or the level as the next argument) as `--log-level`, so existing
+/// service files keep working. glog's levels map to spdlog's.
+std::vector<std::string> with_glog_flags_translated(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    const auto dashes = a.rfind("--", 0) == 0 ? 2u : (a.rfind('-', 0) == 0 ? 1u : 0u);
+    if (dashes == 0 || a.compare(dashes, 15, "stderrthreshold") != 0) {
+      continue;
+    }
+    std::string level;
+    if (a.size() > dashes + 15 && a[dashes + 15] == '=') {
+      level = a.substr(dashes + 16);
+    } else if (a.size() == dashes + 15 && i + 1 < args.size()) {
+      level = args[i + 1];
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    } else {
+      continue;
+    }
+    for (auto& c : level) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (level == "0") {
+      level = "info";
+    } else if (level == "warning" || level == "1") {
+      level = "warn";
+    } else if (level == "2") {
+      level = "error";
+    } else if (level == "fatal" || level == "3") {
+      level = "critical";
+    }
+    a = "--log-level=" + level;
+  }
+  return args;
 }
 
 }  // namespace
@@ -173,8 +211,13 @@ options parse_options(int argc, char** argv) {
                  "database is unreachable; 0 turns the spool off")
       ->capture_default_str();
 
+  auto args = with_glog_flags_translated(argc, argv);
+  std::vector<char*> args_c;
+  for (auto& a : args) {
+    args_c.push_back(a.data());
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args_c.size()), args_c.data());
   } catch (const CLI::ParseError& e) {
     std::exit(app.exit(e) == 0 ? 0 : 2);
   }
