@@ -171,6 +171,11 @@ caf::behavior query(caf::stateful_actor<query_state>* self, confo_settings setti
           } catch (const std::exception& e) {
             logs::actors().warn("confo query failed attempt={} reason=\"{}\"", attempt + 1,
                                 logs::one_line(e.what()));
+            // The database refusing the question is no lost connection: asking
+            // again would get the same answer.
+            if (storage::classify(e) == storage::db_failure::refused) {
+              break;
+            }
             st.store.reset();
           }
         }

@@ -61,9 +61,48 @@ int hex_value(char c) {
   return -1;
 }
 
+/// Whether `s` is UTF-8 as PostgreSQL's UTF8 encoding accepts it: no
+/// overlong forms, no surrogates, nothing past U+10FFFF.
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    std::size_t n = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      lo = c == 0xE0 ? 0xA0 : 0x80;
+      hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      lo = c == 0xF0 ? 0x90 : 0x80;
+      hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) <= n || p[1] < lo || p[1] > hi) {
+      return false;
+    }
+    for (std::size_t k = 2; k <= n; ++k) {
+      if (p[k] < 0x80 || p[k] > 0xBF) {
+        return false;
+      }
+    }
+    p += n + 1;
+  }
+  return true;
+}
+
 /// Decodes %XX escapes of one path segment; '+' stays a plus, as RFC 3986
-/// paths mean it. False for a malformed escape or a NUL, which no stored
-/// name can contain.
+/// paths mean it. False for a malformed escape, a NUL or bytes that are not
+/// UTF-8: no stored name can contain them.
 bool percent_decode(std::string_view in, std::string& out) {
   out.clear();
   for (std::size_t i = 0; i < in.size(); ++i) {
@@ -82,7 +121,7 @@ bool percent_decode(std::string_view in, std::string& out) {
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
   }
-  return true;
+  return valid_utf8(out);
 }
 
 std::vector<std::string_view> split_path(std::string_view path) {

@@ -310,6 +310,18 @@ int run(const app::options& opts, const sigset_t& signals) {
   drain_listeners(sys, listeners, opts.shutdown_timeout, signals);
   stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");
+  status.reset();
+  if (cluster) {
+    try {
+      cluster->stop();
+      logs::storage().info("embedded PostgreSQL stopped");
+    } catch (const std::exception& e) {
+      // Stopped behind locomov's back, say: nothing is left to lose.
+      logs::storage().warn("embedded PostgreSQL did not stop cleanly reason=\"{}\"",
+                           logs::one_line(e.what()));
+    }
+  }
+  logs::app().info("locomov stopped");
   return 0;
 }
 

@@ -197,6 +197,14 @@ TEST_F(ConfoPort, HttpErrorsAreProperResponses) {
                              "https://localhost:" + std::to_string(daemon_->confo_port()) +
                                  "/api/confo/a/b"});
   EXPECT_EQ(result.output, "405");
+
+  // A name no PostgreSQL text can hold is a bad request, not a database error.
+  result = run_command({"curl", "-sS", "--cacert", daemon_->ca_file().string(), "-o", "/dev/null",
+                        "-w", "%{http_code}",
+                        "https://localhost:" + std::to_string(daemon_->confo_port()) +
+                            "/api/confo/%ff/x"});
+  EXPECT_EQ(result.output, "400");
+  EXPECT_EQ(daemon_->log().find("confo query failed"), std::string::npos) << daemon_->log();
 }
 
 }  // namespace

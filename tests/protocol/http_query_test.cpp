@@ -80,6 +80,23 @@ TEST(HttpReader, RefusesBadEscapesAndNul) {
   }
 }
 
+// PostgreSQL's UTF8 text refuses such bytes, so no stored name holds them:
+// the request is bad, not a reason to ask the database.
+TEST(HttpReader, RefusesSegmentsThatAreNotUtf8) {
+  for (const char* path : {"/api/confo/%ff/x", "/confo/a/%C0%AF", "/confo/%ED%A0%80/b",
+                           "/confo/%F4%90%80%80/b", "/confo/a/%E2%82"}) {
+    auto out = read_all(std::string("GET ") + path + " HTTP/1.1\r\n\r\n");
+    ASSERT_EQ(out.size(), 1U) << path;
+    EXPECT_FALSE(out[0].query) << path;
+    EXPECT_EQ(out[0].response.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0U) << path;
+  }
+  auto ok = read_all("GET /confo/Ravi%E2%80%99s/%F0%9F%8F%A0 HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(ok.size(), 1U);
+  ASSERT_TRUE(ok[0].query);
+  EXPECT_EQ(ok[0].query->device_name, "Ravi\xE2\x80\x99s");
+  EXPECT_EQ(ok[0].query->ssid, "\xF0\x9F\x8F\xA0");
+}
+
 TEST(HttpReader, ReadsPipelinedRequestsInOrder) {
   auto out = read_all(
       "GET /confo/a/1 HTTP/1.1\r\n\r\nHEAD /confo/a/2 HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n");
