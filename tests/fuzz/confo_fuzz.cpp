@@ -6,7 +6,6 @@
 #include <string>
 
 #include "protocol/confo.hpp"
-#include "protocol/frame_splitter.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 namespace {
@@ -36,25 +35,8 @@ void check_decoded(const confo_result& r) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const locomov::protocol::confo_defaults defaults;
-  locomov::protocol::frame_splitter splitter(4096);
-  std::string frame;
-  bool too_large = false;
-  locomov::fuzz::feed_in_reads(data, size, [&](std::string_view bytes) {
-    if (too_large) {
-      return;
-    }
-    splitter.feed(bytes);
-    for (;;) {
-      const auto s = splitter.next(frame);
-      if (s == locomov::protocol::frame_splitter::status::too_large) {
-        too_large = true;
-        return;
-      }
-      if (s == locomov::protocol::frame_splitter::status::need_more) {
-        return;
-      }
-      check_decoded(locomov::protocol::decode_confo(frame, received_at_us, defaults));
-    }
+  locomov::fuzz::split_into_frames(data, size, 4096, [&](const std::string& frame) {
+    check_decoded(locomov::protocol::decode_confo(frame, received_at_us, defaults));
   });
   check_decoded(locomov::protocol::decode_confo(
       locomov::fuzz::payload(data, size), received_at_us, defaults));

@@ -2,7 +2,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
+
+#include "protocol/frame_splitter.hpp"
 
 namespace locomov::fuzz {
 
@@ -48,6 +51,30 @@ void feed_in_reads(const unsigned char* data, std::size_t size, Feed feed) {
     feed(rest.substr(0, n));
     rest.remove_prefix(n);
   }
+}
+
+/// The stream path of a device port: the input, in reads of the sizes its
+/// first byte picks, cut into frames of at most `max_frame` bytes, each
+/// handed to `on_frame`, until the stream ends or a frame grows too large.
+template <typename OnFrame>
+void split_into_frames(const unsigned char* data, std::size_t size, std::size_t max_frame,
+                       OnFrame on_frame) {
+  using status = protocol::frame_splitter::status;
+  protocol::frame_splitter splitter(max_frame);
+  std::string frame;
+  bool too_large = false;
+  feed_in_reads(data, size, [&](std::string_view bytes) {
+    if (too_large) {
+      return;
+    }
+    splitter.feed(bytes);
+    auto s = splitter.next(frame);
+    for (; s == status::frame; s = splitter.next(frame)) {
+      check(frame.size() <= max_frame, "no frame is longer than max-frame");
+      on_frame(frame);
+    }
+    too_large = s == status::too_large;
+  });
 }
 
 }  // namespace locomov::fuzz

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <string>
 
-#include "protocol/frame_splitter.hpp"
 #include "protocol/packet_decoder.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -39,27 +38,8 @@ void check_decoded(const decode_result& r) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  constexpr std::size_t max_frame = 4096;
-  locomov::protocol::frame_splitter splitter(max_frame);
-  std::string frame;
-  bool too_large = false;
-  locomov::fuzz::feed_in_reads(data, size, [&](std::string_view bytes) {
-    if (too_large) {
-      return;
-    }
-    splitter.feed(bytes);
-    for (;;) {
-      const auto s = splitter.next(frame);
-      if (s == locomov::protocol::frame_splitter::status::too_large) {
-        too_large = true;
-        return;
-      }
-      if (s == locomov::protocol::frame_splitter::status::need_more) {
-        return;
-      }
-      check(frame.size() <= max_frame, "no frame is longer than max-frame");
-      check_decoded(locomov::protocol::decode_packet(frame, received_at_us));
-    }
+  locomov::fuzz::split_into_frames(data, size, 4096, [](const std::string& frame) {
+    check_decoded(locomov::protocol::decode_packet(frame, received_at_us));
   });
 
   // The whole input as one frame too: the splitter never hands the decoder
