@@ -370,9 +370,10 @@ void log_tls_failure(connection* self) {
   }
   std::uint64_t suppressed = 0;
   if ((not_tls ? st.events->not_tls_log : st.events->tls_failure_log).allow(suppressed)) {
-    logs::net().warn("{} conn={} peer={} reason=\"{}\" suppressed={}",
+    const auto& offer = st.tls->offer();
+    logs::net().warn("{} conn={} peer={} reason=\"{}\"{}{} suppressed={}",
                      st.established ? "TLS error" : "TLS handshake failed", st.info.id,
-                     st.info.peer, reason, suppressed);
+                     st.info.peer, reason, offer.empty() ? "" : " ", offer, suppressed);
   }
 }
 

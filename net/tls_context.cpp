@@ -92,7 +92,22 @@ void load_key_pair(SSL_CTX* ctx, const tls_settings& settings) {
   }
 }
 
+void free_groups(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<std::string*>(ptr);
+}
+
+/// Where a server context keeps its `groups` setting.
+int groups_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_groups);
+  return index;
+}
+
 }  // namespace
+
+std::string configured_groups(const SSL_CTX* ctx) {
+  const auto* groups = static_cast<const std::string*>(SSL_CTX_get_ex_data(ctx, groups_index()));
+  return groups != nullptr ? *groups : std::string{};
+}
 
 ssl_ctx_ptr make_server_context(const tls_settings& settings) {
   const int min_version = parse_min_version(settings.min_version);
@@ -128,6 +143,10 @@ ssl_ctx_ptr make_server_context(const tls_settings& settings) {
   }
   if (SSL_CTX_set1_groups_list(ctx.get(), settings.groups.c_str()) != 1) {
     fail_setting("groups '" + settings.groups + "'");
+  }
+  auto groups = std::make_unique<std::string>(settings.groups);
+  if (SSL_CTX_set_ex_data(ctx.get(), groups_index(), groups.get()) == 1) {
+    groups.release();  // freed with the context
   }
   load_key_pair(ctx.get(), settings);
 

@@ -37,6 +37,11 @@ using ssl_ctx_ptr = std::shared_ptr<SSL_CTX>;
 /// or file is wrong, with OpenSSL's reason.
 ssl_ctx_ptr make_server_context(const tls_settings& settings);
 
+/// The `groups` setting a context from make_server_context was built with
+/// (OpenSSL has no getter for a server's own groups), for diagnostics; empty
+/// for other contexts.
+std::string configured_groups(const SSL_CTX* ctx);
+
 /// Paths of a self-signed CA and a server certificate it signed.
 struct self_signed_paths {
   std::filesystem::path ca_cert;

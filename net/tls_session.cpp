@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <climits>
 #include <stdexcept>
+#include <vector>
 
 #include "net/openssl_error.hpp"
+#include "net/tls_context.hpp"
 
 namespace locomov::net {
 
@@ -35,6 +37,66 @@ int take_result(SSL* ssl, int rc, std::string& reason) {
     ERR_clear_error();
   }
   return err;
+}
+
+std::string hex16(unsigned id) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out = "0x";
+  for (int shift = 12; shift >= 0; shift -= 4) {
+    out.push_back(digits[(id >> shift) & 0xf]);
+  }
+  return out;
+}
+
+/// "OPENSSL-NAME/IANA_NAME", or the one name where both agree (TLS 1.3).
+std::string cipher_name(const SSL_CIPHER* c) {
+  const std::string name = SSL_CIPHER_get_name(c);
+  const char* iana = SSL_CIPHER_standard_name(c);
+  return iana == nullptr || name == iana ? name : name + "/" + iana;
+}
+
+std::string group_name(SSL* ssl, int id) {
+  const char* name = SSL_group_to_name(ssl, id);
+  return name != nullptr ? name : hex16(static_cast<unsigned>(id));
+}
+
+/// The diagnosis of a handshake that found nothing in common; see offer().
+std::string describe_offer(SSL* ssl) {
+  std::string out = "offered_ciphers=";
+  const unsigned char* raw = nullptr;
+  const std::size_t len = SSL_get0_raw_cipherlist(ssl, &raw);
+  for (std::size_t i = 0; raw != nullptr && i + 1 < len; i += 2) {
+    const SSL_CIPHER* c = SSL_CIPHER_find(ssl, raw + i);
+    out += (i == 0 ? "" : ",") +
+           (c != nullptr ? cipher_name(c) : hex16(static_cast<unsigned>(raw[i] << 8 | raw[i + 1])));
+  }
+
+  out += " offered_groups=";
+  const int n = SSL_get1_groups(ssl, nullptr);
+  if (n <= 0) {
+    out += "none";
+  } else {
+    std::vector<int> groups(static_cast<std::size_t>(n));
+    SSL_get1_groups(ssl, groups.data());
+    for (int i = 0; i < n; ++i) {
+      out += (i == 0 ? "" : ",") + group_name(ssl, groups[static_cast<std::size_t>(i)]);
+    }
+  }
+
+  out += " allowed_ciphers=";
+  const STACK_OF(SSL_CIPHER)* allowed = SSL_get_ciphers(ssl);
+  for (int i = 0; i < sk_SSL_CIPHER_num(allowed); ++i) {
+    out += (i == 0 ? "" : ",") + cipher_name(sk_SSL_CIPHER_value(allowed, i));
+  }
+  out += " allowed_groups=" + configured_groups(SSL_get_SSL_CTX(ssl));
+  return out;
+}
+
+/// OpenSSL's reasons for a ClientHello with nothing in common with us.
+bool nothing_in_common(const std::string& reason) {
+  return reason.find("no shared cipher") != std::string::npos ||
+         reason.find("no suitable") != std::string::npos ||
+         reason.find("no shared group") != std::string::npos;
 }
 
 }  // namespace
@@ -96,6 +158,10 @@ tls_session::state tls_session::receive(std::string_view cipher, std::string& pl
     } else if (err == SSL_ERROR_ZERO_RETURN) {
       state_ = state::closed;
     } else if (err != SSL_ERROR_WANT_READ) {
+      if (nothing_in_common(reason)) {
+        offer_ = describe_offer(ssl_.get());
+        ERR_clear_error();
+      }
       fail(std::move(reason));
     }
   }
@@ -132,6 +198,10 @@ void tls_session::pump_read(std::string& plain, std::string& out) {
     if (err == SSL_ERROR_ZERO_RETURN) {
       state_ = state::closed;
     } else if (err != SSL_ERROR_WANT_READ) {
+      if (nothing_in_common(reason)) {
+        offer_ = describe_offer(ssl_.get());
+        ERR_clear_error();
+      }
       fail(std::move(reason));
     }
     return;

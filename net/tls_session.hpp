@@ -53,6 +53,13 @@ class tls_session {
   /// or HTTP on a TLS port).
   const std::string& error() const { return error_; }
 
+  /// After a handshake that failed for want of a common cipher or group:
+  /// what the client offered and what this server allows, as
+  /// `offered_ciphers=... offered_groups=... allowed_ciphers=...
+  /// allowed_groups=...` (ciphers as OpenSSL/IANA names, unknown ones in
+  /// hex), so that one log line tells how to fix a fleet. Empty otherwise.
+  const std::string& offer() const { return offer_; }
+
   /// Negotiated protocol ("TLSv1.2") and cipher ("AES256-SHA"), once established.
   std::string version() const;
   std::string cipher() const;
@@ -72,6 +79,7 @@ class tls_session {
   std::unique_ptr<SSL, ssl_deleter> ssl_;
   state state_ = state::handshaking;
   std::string error_;
+  std::string offer_;
   bool first_bytes_checked_ = false;
 };
 

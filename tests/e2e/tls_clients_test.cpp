@@ -125,5 +125,31 @@ TEST_F(ConstrainedClients, DefaultTls12ClientCompletesOnTls12) {
   EXPECT_NE(result.output.find("Protocol  : TLSv1.2"), std::string::npos) << result.output;
 }
 
+// A fleet whose only suite the server refuses: one log line tells the
+// operator what it offered and what would have been accepted. A daemon of
+// its own, so that no other failure in the suite uses up the rate limit.
+TEST(NoSharedCipher, LogLineNamesTheOfferedAndAllowedSuites) {
+  daemon d({"--db", pg_cluster::shared().fresh_database()});
+  auto result = run_command({"openssl", "s_client", "-connect",
+                             "127.0.0.1:" + std::to_string(d.packet_port()), "-tls1_2",
+                             "-cipher", "CAMELLIA256-SHA"},
+                            valid_packet + "\n", 20s);
+  EXPECT_EQ(result.output.find("Thank you."), std::string::npos) << result.output;
+
+  const auto log = d.log();
+  const auto line_at = log.find("TLS handshake failed");
+  ASSERT_NE(line_at, std::string::npos) << log;
+  const auto line = log.substr(line_at, log.find('\n', line_at) - line_at);
+  EXPECT_NE(line.find("reason=\"no shared cipher\""), std::string::npos) << line;
+  EXPECT_NE(line.find("offered_ciphers=CAMELLIA256-SHA/TLS_RSA_WITH_CAMELLIA_256_CBC_SHA"),
+            std::string::npos)
+      << line;
+  // Offering no ECDHE suite, s_client sends no supported_groups.
+  EXPECT_NE(line.find("offered_groups=none"), std::string::npos) << line;
+  EXPECT_NE(line.find("AES256-SHA/TLS_RSA_WITH_AES_256_CBC_SHA"), std::string::npos) << line;
+  EXPECT_NE(line.find("allowed_groups="), std::string::npos) << line;
+  EXPECT_EQ(d.stop(), 0) << log;
+}
+
 }  // namespace
 }  // namespace locomov::test

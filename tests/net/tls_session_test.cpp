@@ -422,6 +422,28 @@ TEST_F(TlsSession, FailedHandshakeSendsAlertAndLeavesNothingToDo) {
   EXPECT_TRUE(out.empty());
 }
 
+// The operator's view of a fleet that cannot connect: what it offered, in
+// OpenSSL and IANA names, beside what the server allows.
+TEST_F(TlsSession, NoSharedCipherNamesWhatWasOfferedAndWhatIsAllowed) {
+  connection conn = connect(test::tls12_client().offering("CAMELLIA256-SHA"));
+  ASSERT_EQ(conn.server->error(), "no shared cipher");
+
+  const auto& offer = conn.server->offer();
+  EXPECT_NE(offer.find("offered_ciphers=CAMELLIA256-SHA/TLS_RSA_WITH_CAMELLIA_256_CBC_SHA"),
+            std::string::npos)
+      << offer;
+  EXPECT_NE(offer.find(" offered_groups="), std::string::npos) << offer;
+  EXPECT_NE(offer.find("AES256-SHA/TLS_RSA_WITH_AES_256_CBC_SHA"), std::string::npos) << offer;
+  EXPECT_NE(offer.find(" allowed_groups=X25519:P-256:P-384"), std::string::npos) << offer;
+  EXPECT_EQ(offer.find('\n'), std::string::npos) << offer;
+}
+
+TEST_F(TlsSession, SuccessfulHandshakeHasNoOfferToReport) {
+  connection conn = connect(test::tls12_client());
+  ASSERT_EQ(conn.server->current(), state::established) << conn.server->error();
+  EXPECT_TRUE(conn.server->offer().empty());
+}
+
 TEST_F(TlsSession, MovesBetweenThreadsWithoutLosingErrors) {
   test::client_ctx_ptr client_ctx = test::make_client_context(test::client_options{});
   test::tls_client client{client_ctx.get()};
