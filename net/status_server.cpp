@@ -1,6 +1,7 @@
 #include "net/status_server.hpp"
 
 #include <dirent.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -101,6 +102,12 @@ status_server::status_server(const settings& s, std::function<readiness()> check
   srv.set_read_timeout(std::chrono::seconds(5));
   srv.set_write_timeout(std::chrono::seconds(5));
   srv.set_payload_max_length(4096);
+  // httplib's default adds SO_REUSEPORT, which would let a second locomov
+  // share the port silently instead of failing to start.
+  srv.set_socket_options([](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   srv.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
     refresh_process_gauges();
