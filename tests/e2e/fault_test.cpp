@@ -231,9 +231,7 @@ bool spool_drained(daemon& d) {
 }
 
 std::int64_t count_packets(const std::string& conninfo) {
-  pqxx::connection conn{conninfo};
-  pqxx::work tx{conn};
-  return tx.exec1("SELECT count(*) FROM packet")[0].as<std::int64_t>();
+  return query_number(conninfo, "SELECT count(*) FROM packet");
 }
 
 void terminate_backends(const std::string& conninfo) {

@@ -71,11 +71,7 @@ class StalledPeers : public ::testing::Test {
     return tls_client(o);
   }
 
-  static long count(const std::string& sql) {
-    pqxx::connection conn{*conninfo_};
-    pqxx::work tx{conn};
-    return tx.exec1(sql)[0].as<long>();
-  }
+  static long count(const std::string& sql) { return query_number(*conninfo_, sql); }
 
   static std::string* conninfo_;
   static daemon* daemon_;

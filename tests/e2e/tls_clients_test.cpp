@@ -11,6 +11,7 @@
 #include "tests/e2e/raw_socket.hpp"
 #include "tests/e2e/tls_client.hpp"
 #include "tests/support/pg_cluster.hpp"
+#include "tests/support/tls_cases.hpp"
 
 namespace locomov::test {
 namespace {
@@ -19,19 +20,6 @@ using namespace std::chrono_literals;
 
 const std::string valid_packet =
     R"({"Id":7,"timestamp":1558137600,"status":true,"voltage":231.5,"freq":50.0})";
-
-// H2: suites c02f c027 0035, no supported_groups, no ec_point_formats.
-constexpr std::string_view hello_h2 =
-    "160301003d0100003903030000000000000000000000000000000000000000000000000000000000000000"
-    "000006c02fc02700350100000a000d0006000404010201";
-// H3: suites c02f c027 only, no EC extensions.
-constexpr std::string_view hello_h3 =
-    "160301003b0100003703030000000000000000000000000000000000000000000000000000000000000000"
-    "000004c02fc0270100000a000d0006000404010201";
-
-/// The SimpleLink firmware's offer.
-constexpr const char* simplelink_ciphers =
-    "ECDHE-RSA-AES256-SHA:AES256-SHA:AES128-SHA256:AES256-SHA256";
 
 class ConstrainedClients : public ::testing::Test {
  protected:

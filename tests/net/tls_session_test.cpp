@@ -8,24 +8,16 @@
 #include <vector>
 
 #include "tests/net/tls_test_support.hpp"
+#include "tests/support/tls_cases.hpp"
 
 namespace locomov::net {
 namespace {
 
 using state = tls_session::state;
 
-// Sparse TLS 1.2 ClientHellos from the shared case file tls-clients.md (H2: ECDHE and RSA suites,
-// no EC extensions; H3: ECDHE suites only, no EC extensions).
-constexpr std::string_view hello_h2 =
-    "160301003d0100003903030000000000000000000000000000000000000000000000000000000000000000"
-    "000006c02fc02700350100000a000d0006000404010201";
-constexpr std::string_view hello_h3 =
-    "160301003b0100003703030000000000000000000000000000000000000000000000000000000000000000"
-    "000004c02fc0270100000a000d0006000404010201";
-
-/// The SimpleLink firmware's offer, from the s_client line in tls-clients.md.
-constexpr const char* simplelink_ciphers =
-    "ECDHE-RSA-AES256-SHA:AES256-SHA:AES128-SHA256:AES256-SHA256";
+using locomov::test::hello_h2;
+using locomov::test::hello_h3;
+using locomov::test::simplelink_ciphers;
 
 /// Cipher suite id a ServerHello at the start of `out` picked, or -1.
 int server_hello_suite(const std::string& out) {

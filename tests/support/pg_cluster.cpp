@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
+#include <pqxx/transaction>
 #include <stdexcept>
 #include <system_error>
 #include <vector>
@@ -186,6 +187,12 @@ std::string pg_cluster::fresh_database_name() {
 
 std::string pg_cluster::fresh_database() {
   return conninfo(fresh_database_name());
+}
+
+long query_number(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection conn{conninfo};
+  pqxx::work tx{conn};
+  return tx.exec1(sql)[0].as<long>();
 }
 
 }  // namespace locomov::test

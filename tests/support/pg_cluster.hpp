@@ -68,4 +68,8 @@ class pg_cluster {
 /// Another process may take it before the caller binds it.
 int free_port();
 
+/// The single value `sql` returns from the database `conninfo` names, as a
+/// number: for tests counting rows ("SELECT count(*) FROM packet").
+long query_number(const std::string& conninfo, const std::string& sql);
+
 }  // namespace locomov::test
