@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include <sys/socket.h>
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
@@ -32,6 +34,7 @@ struct connection_entry {
   std::uint64_t id = 0;
   std::string peer;
   admission::ticket place;  // given back when the entry goes
+  int fd = -1;              // the scribe's socket, owned by CAF
   bool handshaking = false;
 };
 
@@ -130,6 +133,7 @@ bool make_room(listener_broker* self, std::uint64_t for_id) {
   }
   const auto hdl = st.handshaking.begin()->second;
   const auto& victim = st.connections.at(hdl);
+  const int fd = victim.fd;
   st.evicted->inc();
   std::uint64_t suppressed = 0;
   if (st.evicted_log.allow(suppressed)) {
@@ -141,7 +145,12 @@ bool make_room(listener_broker* self, std::uint64_t for_id) {
   }
   self->send(victim.actor, peer_gone_atom::value);
   forget(self, hdl);
-  self->close(hdl);
+  // Not close(hdl): in a flood the victim may have been added in this same
+  // turn of the multiplexer, and CAF 0.17 then folds the scribe's pending
+  // add and close into nothing, leaking the scribe and its descriptor for
+  // good. A socket shut down both ways reads as closed by the peer, which
+  // CAF cleans up on its ordinary path once the scribe is in its loop.
+  ::shutdown(fd, SHUT_RDWR);
   return true;
 }
 
@@ -198,6 +207,7 @@ void serve(listener_broker* self, net::accepted_connection& accepted, connection
   entry.id = info.id;
   entry.peer = info.peer;
   entry.place = std::move(place);
+  entry.fd = fd;
   entry.handshaking = st.settings.tls != nullptr;
   const auto hdl = info.hdl;
   entry.actor = spawn_connection_actor(self->system(), caf::actor_cast<caf::actor>(self),

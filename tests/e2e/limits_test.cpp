@@ -329,6 +329,28 @@ TEST_F(ConnectionLimits, FullServerClosesTheOldestHandshakeToMakeRoom) {
       << daemon_->log();
 }
 
+// A burst that reaches the daemon all at once: the accept thread hands the
+// broker every connection in one go, so the ones evicted to make room were
+// added moments before, in the same turn of CAF's multiplexer. Their
+// descriptors must come back all the same.
+TEST_F(ConnectionLimits, HandshakesEvictedInOneBurstGiveBackTheirDescriptors) {
+  constexpr int burst = max_connections + 4;
+  std::vector<raw_socket> stalled;
+  daemon_->proc().signal(SIGSTOP);
+  for (int i = 1; i <= burst; ++i) {
+    // The kernel completes these handshakes while the daemon is stopped.
+    stalled.emplace_back(daemon_->packet_port(), "127.0.3." + std::to_string(i));
+  }
+  daemon_->proc().signal(SIGCONT);
+
+  for (int i = 0; i < burst - max_connections; ++i) {
+    EXPECT_TRUE(stalled[i].closed_by_server(2s)) << "evicted connection " << i;
+  }
+  EXPECT_TRUE(descriptors_settle(*daemon_, baseline_ + max_connections, 0, 2s))
+      << daemon_->proc().open_descriptors() << " descriptors, idle " << baseline_ << " + "
+      << max_connections << " handshakes";
+}
+
 TEST_F(ConnectionLimits, ServerFullOfDevicesRefusesTheNextConnection) {
   std::vector<std::unique_ptr<tls_client>> devices;
   for (int i = 1; i <= max_connections; ++i) {
