@@ -7,6 +7,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/stop_flag.hpp"
 #include "common/logging.hpp"
@@ -25,6 +26,7 @@ struct arbiter_state {
   stop_flag stopping;
   bool gave_up_at_shutdown = false;  // the rest of the queue is answered at once
   std::unique_ptr<storage::confo_store> store;
+  actor_probe probe{name};
   static inline const char* name = "confo-arbiter";
 };
 
@@ -146,13 +148,17 @@ caf::behavior arbiter(caf::stateful_actor<arbiter_state>* self, confo_settings s
   // Every branch's counter exists from the start, so scrapes show zeros.
   decisions(storage::confo_branch::sub_pub_own);
   return {
-      [self](decide_atom, const protocol::confo& c) { return decide(self, c); },
+      [self](decide_atom, const protocol::confo& c) {
+        const auto measured = self->state.probe.handle(self);
+        return decide(self, c);
+      },
   };
 }
 
 struct query_state {
   confo_settings settings;
   std::unique_ptr<storage::confo_store> store;
+  actor_probe probe{name};
   static inline const char* name = "confo-query";
 };
 
@@ -161,6 +167,7 @@ caf::behavior query(caf::stateful_actor<query_state>* self, confo_settings setti
   return {
       [self](query_atom, const std::string& device_name,
              const std::string& ssid) -> caf::result<bool, std::int32_t> {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         // One retry on a fresh connection covers a restarted database; the
         // app asks again anyway when it gets an error.

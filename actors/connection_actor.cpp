@@ -12,6 +12,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/connection_events.hpp"
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
@@ -79,6 +80,7 @@ struct connection_state {
   bool timer_armed = false;
   clock::time_point timer_at;
   std::uint64_t deadline_generation = 0;  // only the newest armed timer counts
+  actor_probe probe{name};
   static inline const char* name = "connection";
 };
 
@@ -249,6 +251,7 @@ void on_packet(connection* self, std::int64_t received_at) {
     st.replies.push_back(reply{seq, true, "!OK " + result.reason + "\n"});
     return;
   }
+  st.events->frames_accepted.inc();
   st.replies.push_back(reply{seq, false, {}});
   self->send(st.peers.registry, packet_msg{result.value, caf::actor_cast<caf::actor>(self), seq});
 }
@@ -271,6 +274,7 @@ void on_confo(connection* self, std::int64_t received_at) {
     st.replies.push_back(reply{seq, true, "!OK\n"});
     return;
   }
+  st.events->frames_accepted.inc();
   st.replies.push_back(reply{seq, false, {}});
   self->request(st.peers.arbiter, caf::infinite, decide_atom::value, std::move(result.value))
       .then([self, seq](bool committed) { answer(self, seq, committed ? "OK.\n" : "!OK\n"); },
@@ -487,9 +491,16 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
   }
   schedule_deadline(self);
   return {
-      [self](recv_atom, std::vector<char>& bytes) { on_bytes(self, bytes); },
-      [self](stored_atom, std::uint64_t seq) { answer(self, seq, "Thank you.\n"); },
+      [self](recv_atom, std::vector<char>& bytes) {
+        const auto measured = self->state.probe.handle(self);
+        on_bytes(self, bytes);
+      },
+      [self](stored_atom, std::uint64_t seq) {
+        const auto measured = self->state.probe.handle(self);
+        answer(self, seq, "Thank you.\n");
+      },
       [self](failed_atom, std::uint64_t seq) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         if (find_reply(st, seq) == nullptr) {
           return;
@@ -508,15 +519,18 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
         close_now(self, true);
       },
       [self](deadline_atom, std::uint64_t generation) {
+        const auto measured = self->state.probe.handle(self);
         if (generation == self->state.deadline_generation) {
           on_deadline(self);
         }
       },
       [self](peer_gone_atom) {
+        const auto measured = self->state.probe.handle(self);
         self->state.closed = true;
         self->quit();
       },
       [self](drain_atom) {
+        const auto measured = self->state.probe.handle(self);
         // Reads already queued were received before the drain: they are
         // handled, then (drained) ends reading.
         auto& st = self->state;
@@ -527,6 +541,7 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
         self->send(self, drained_atom::value);
       },
       [self](drained_atom) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         if (st.closed) {
           return;

@@ -19,6 +19,9 @@ struct connection_events {
         handshakes_resumed(handshakes(listener, "resumed")),
         handshakes_failed(handshakes(listener, "failed")),
         handshakes_not_tls(handshakes(listener, "not_tls")),
+        frames_accepted(metrics::get_counter("locomov_frames_accepted_total",
+                                             "listener=\"" + listener + "\"",
+                                             "Frames (packets, confos) decoded and passed on")),
         frames_invalid(refused(listener, "invalid")),
         frames_undecodable(refused(listener, "undecodable")),
         frames_too_large(refused(listener, "too_large")) {}
@@ -30,6 +33,7 @@ struct connection_events {
   metrics::counter& handshakes_resumed;
   metrics::counter& handshakes_failed;   ///< OpenSSL refused it (no shared cipher, ...)
   metrics::counter& handshakes_not_tls;  ///< the peer sent something else (plaintext)
+  metrics::counter& frames_accepted;     ///< valid: on its way to be stored or decided
   metrics::counter& frames_invalid;      ///< JSON, but not a valid packet or confo: !OK
   metrics::counter& frames_undecodable;  ///< not JSON: connection closed
   metrics::counter& frames_too_large;    ///< past max-frame: connection closed

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/connection_actor.hpp"
 #include "actors/connection_events.hpp"
 #include "actors/messages.hpp"
@@ -56,6 +57,7 @@ struct listener_state {
   logs::limiter refused_overall_log;
   logs::limiter refused_per_address_log;
   logs::limiter evicted_log;
+  actor_probe probe{name};
   // Last, so that it is destroyed first: accepting stops before anything
   // else of the listener goes.
   std::unique_ptr<net::acceptor> acceptor;
@@ -265,13 +267,18 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
                                                 hand_to(self->address()));
   return {
       [self](adopt_atom, const accepted_ptr& accepted) {
+        const auto measured = self->state.probe.handle(self);
         if (self->state.draining) {
           return;  // the accepted socket closes with the message
         }
         adopt(self, *accepted);
       },
-      [self](drain_atom) { drain(self); },
+      [self](drain_atom) {
+        const auto measured = self->state.probe.handle(self);
+        drain(self);
+      },
       [self](caf::io::new_data_msg& msg) {
+        const auto measured = self->state.probe.handle(self);
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
           // Copied, not moved: the buffer belongs to the socket's read loop.
@@ -279,6 +286,7 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
         }
       },
       [self](const caf::io::connection_closed_msg& msg) {
+        const auto measured = self->state.probe.handle(self);
         auto it = self->state.connections.find(msg.handle);
         if (it != self->state.connections.end()) {
           self->send(it->second.actor, peer_gone_atom::value);
@@ -287,18 +295,21 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
         }
       },
       [self](tls_done_atom, caf::io::connection_handle hdl) {
+        const auto measured = self->state.probe.handle(self);
         if (auto* entry = owner_of(self, hdl); entry != nullptr && entry->handshaking) {
           entry->handshaking = false;
           self->state.handshaking.erase(entry->id);
         }
       },
       [self](out_atom, caf::io::connection_handle hdl, const std::vector<char>& bytes) {
+        const auto measured = self->state.probe.handle(self);
         if (owner_of(self, hdl) != nullptr) {
           self->write(hdl, bytes.size(), bytes.data());
           self->flush(hdl);
         }
       },
       [self](close_atom, caf::io::connection_handle hdl) {
+        const auto measured = self->state.probe.handle(self);
         if (owner_of(self, hdl) != nullptr) {
           forget(self, hdl);
           // Written bytes are flushed before the socket closes.
@@ -307,11 +318,13 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
         }
       },
       [self](halt_atom, caf::io::connection_handle hdl) {
+        const auto measured = self->state.probe.handle(self);
         if (owner_of(self, hdl) != nullptr) {
           self->halt(hdl);
         }
       },
       [self](resume_atom, caf::io::connection_handle hdl) {
+        const auto measured = self->state.probe.handle(self);
         if (owner_of(self, hdl) != nullptr) {
           self->trigger(hdl);
         }

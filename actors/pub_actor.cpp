@@ -7,6 +7,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 
@@ -34,6 +35,7 @@ struct pub_state {
   std::uint64_t quarantined = 0;
   std::int64_t last_seen_us = 0;
   std::chrono::steady_clock::time_point last_packet = std::chrono::steady_clock::now();
+  actor_probe probe{name};
   static inline const char* name = "pub";
 };
 
@@ -113,6 +115,7 @@ caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::
   self->delayed_send(self, settings.idle_timeout, idle_atom::value);
   return {
       [self](packet_msg& msg) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         if (st.status == pub_status::looking_up) {
           st.held.push_back(std::move(msg));
@@ -121,20 +124,26 @@ caf::behavior pub(pub_actor* self, std::int32_t id, pub_settings settings, caf::
         route(self, std::move(msg));
       },
       [self](lookup_atom, caf::actor catalog) {
+        const auto measured = self->state.probe.handle(self);
         if (self->state.status == pub_status::unknown && !self->state.lookup_pending) {
           look_up(self, std::move(catalog));
         }
       },
       [self](pub_known_atom, std::int32_t pub_id) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         st.status = pub_status::exists;
         st.pub_id = pub_id;
         release_held(self);
       },
-      [self](stop_atom) { self->quit(); },
+      [self](stop_atom) {
+        const auto measured = self->state.probe.handle(self);
+        self->quit();
+      },
       // One timer per idle period rather than a behavior timeout: CAF re-arms
       // an `after` clause on every message, which costs a clock entry per packet.
       [self, settings, registry](idle_atom) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         const auto quiet = std::chrono::steady_clock::now() - st.last_packet;
         auto left = settings.idle_timeout -

@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 
@@ -25,6 +26,7 @@ struct catalog_state {
   std::unique_ptr<storage::packet_store> store;
   clock::time_point failed_at{};
   bool failing = false;  ///< the last lookup failed; logged once until one succeeds
+  actor_probe probe{name};
   static inline const char* name = "pub-catalog";
 };
 
@@ -61,7 +63,10 @@ caf::behavior catalog(catalog_actor* self, std::string conninfo, storage::pub_ke
   self->state.conninfo = std::move(conninfo);
   self->state.key = key;
   return {
-      [self](lookup_atom, std::int32_t id) { return look_up(self, id); },
+      [self](lookup_atom, std::int32_t id) {
+        const auto measured = self->state.probe.handle(self);
+        return look_up(self, id);
+      },
   };
 }
 

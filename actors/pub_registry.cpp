@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/pub_actor.hpp"
 
@@ -16,6 +17,7 @@ struct registry_state {
   caf::actor catalog;
   std::vector<caf::actor> writers;
   std::unordered_map<std::int32_t, caf::actor> pubs;
+  actor_probe probe{name};
   static inline const char* name = "pub-registry";
 };
 
@@ -27,6 +29,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, pub_settings s
   st.writers = std::move(writers);
   return {
       [self](packet_msg& msg) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         auto& pub = st.pubs[msg.value.id];
         if (!pub) {
@@ -36,6 +39,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, pub_settings s
         self->send(pub, std::move(msg));
       },
       [self](idle_atom, std::int32_t id) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         auto it = st.pubs.find(id);
         // A stale notice from an actor already replaced is ignored.
@@ -45,6 +49,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, pub_settings s
         }
       },
       [self](pub_known_atom, std::int32_t id, std::int32_t pub_id) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         if (auto it = st.pubs.find(id); it != st.pubs.end()) {
           self->send(it->second, pub_known_atom::value, pub_id);

@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
@@ -48,6 +49,7 @@ struct drainer_state {
   std::chrono::milliseconds backoff = 250ms;
   bool draining = false;  ///< inside an episode of non-empty spool; logged at its ends
   bool failing = false;
+  actor_probe probe{name};
   static inline const char* name = "spool-drainer";
 };
 
@@ -113,6 +115,7 @@ caf::behavior drainer(drainer_actor* self, std::string conninfo,
   self->send(self, flush_atom::value);
   return {
       [self](flush_atom) {
+        const auto measured = self->state.probe.handle(self);
         if (self->state.stopping->load()) {
           return;
         }

@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
@@ -35,6 +36,18 @@ struct writer_metrics {
       "locomov_writer_errors_total", "", "Failed database attempts of writers");
   metrics::counter& spool_full = metrics::get_counter(
       "locomov_spool_refusals_total", "", "Batches the spool could not take (full or disk error)");
+  metrics::counter& quarantined = metrics::get_counter(
+      "locomov_packets_quarantined_total", "",
+      "Packets committed to quarantine, their pub unknown (also counted as committed)");
+  metrics::counter& reconnects =
+      metrics::get_counter("locomov_writer_reconnects_total", "",
+                           "Database connections writers opened again after losing one");
+  metrics::histogram& batch_rows = metrics::get_histogram(
+      "locomov_writer_batch_rows", "", {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000},
+      "Packets per batch committed by writers");
+  metrics::histogram& commit_seconds = metrics::get_histogram(
+      "locomov_writer_commit_seconds", "", metrics::seconds_buckets(),
+      "Time from a batch's first statement to its commit, for committed batches");
 };
 
 writer_metrics& counters() {
@@ -52,6 +65,8 @@ struct writer_state {
   std::uint64_t generation = 0;  // identifies the batch a flush timer was armed for
   bool timer_armed = false;
   bool spooling = false;  // the last batch went to the spool; logged once per episode
+  bool ever_connected = false;
+  actor_probe probe{name};
   static inline const char* name = "writer";
 };
 
@@ -59,6 +74,10 @@ using writer_actor = caf::stateful_actor<writer_state>;
 
 storage::packet_store& connected_store(writer_state& st) {
   if (!st.store || !st.store->connected()) {
+    if (st.ever_connected) {
+      counters().reconnects.inc();
+    }
+    st.ever_connected = true;
     st.store.reset();
     st.store = std::make_unique<storage::packet_store>(st.settings.conninfo,
                                                        st.settings.write_timeout);
@@ -80,8 +99,11 @@ void answer_all(writer_actor* self, Atom atom) {
 /// Commits the batch; throws what the database threw.
 void commit(writer_state& st) {
   auto& store = connected_store(st);
+  const auto started = clock::now();
   store.resolve(st.rows);
   const auto result = store.write(st.rows);
+  counters().commit_seconds.observe(std::chrono::duration<double>(clock::now() - started).count());
+  counters().batch_rows.observe(static_cast<double>(st.rows.size()));
   if (result.vanished_pub > 0) {
     logs::storage().warn("pub vanished, packets quarantined writer={} rows={}", st.index,
                          result.vanished_pub);
@@ -90,6 +112,7 @@ void commit(writer_state& st) {
                         st.index, st.rows.size(), result.packets, result.quarantined,
                         result.duplicates);
   counters().committed.inc(result.packets + result.quarantined);
+  counters().quarantined.inc(result.quarantined);
   counters().duplicates.inc(result.duplicates);
   if (st.spooling) {
     st.spooling = false;
@@ -231,12 +254,14 @@ caf::behavior writer(writer_actor* self, writer_settings settings, int index,
   });
   return {
       [self](write_msg& msg) {
+        const auto measured = self->state.probe.handle(self);
         auto& st = self->state;
         st.rows.push_back(std::move(msg.packet));
         st.acks.emplace_back(std::move(msg.reply_to), msg.seq);
         flush_if_due(self);
       },
       [self](flush_atom, std::uint64_t generation) {
+        const auto measured = self->state.probe.handle(self);
         if (generation == self->state.generation) {
           flush(self);
         }

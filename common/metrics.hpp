@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,11 +25,44 @@ class gauge {
   void set(std::int64_t v) { value_.store(v, std::memory_order_relaxed); }
   void add(std::int64_t n) { value_.fetch_add(n, std::memory_order_relaxed); }
   void sub(std::int64_t n) { value_.fetch_sub(n, std::memory_order_relaxed); }
+  /// Sets the level to `v` if that is higher (a peak).
+  void raise_to(std::int64_t v) {
+    auto old = value_.load(std::memory_order_relaxed);
+    while (old < v && !value_.compare_exchange_weak(old, v, std::memory_order_relaxed)) {
+    }
+  }
   std::int64_t value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<std::int64_t> value_{0};
 };
+
+/// A distribution (time per message, rows per batch) over fixed bucket
+/// bounds, recorded from any thread without a lock. Buckets are kept
+/// separately and summed into Prometheus' cumulative form only when read.
+class histogram {
+ public:
+  /// `bounds` ascending; an observation above the last lands in +Inf.
+  explicit histogram(std::vector<double> bounds);
+
+  void observe(double v);
+
+  const std::vector<double>& bounds() const { return bounds_; }
+  /// Per bucket, not cumulative; one more than bounds() (the +Inf bucket).
+  std::vector<std::uint64_t> bucket_counts() const;
+  std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+
+/// Bucket bounds in seconds from 10 us to 10 s, for time per message and
+/// commit latency alike, so that their quantiles compare.
+const std::vector<double>& seconds_buckets();
 
 /// The process-wide counter `name{labels}`, created on first use. `labels` is
 /// Prometheus label text such as `reason="per_source"` (empty for none);
@@ -42,14 +76,24 @@ counter& get_counter(std::string_view name, std::string_view labels = {},
 gauge& get_gauge(std::string_view name, std::string_view labels = {},
                  std::string_view help = {});
 
+/// The process-wide histogram `name{labels}`, as get_counter; `bounds` is
+/// taken from the first call.
+histogram& get_histogram(std::string_view name, std::string_view labels,
+                         const std::vector<double>& bounds, std::string_view help = {});
+
 /// One series' value at the moment of a snapshot.
 struct sample {
-  enum class kind { counter, gauge };
+  enum class kind { counter, gauge, histogram };
   kind type = kind::counter;
   std::string name;
   std::string labels;
   std::string help;
-  double value = 0;
+  double value = 0;  ///< a histogram's count
+  // Histograms only: bounds, cumulative counts per bound (+Inf last, equal
+  // to value), and the sum of observations.
+  std::vector<double> bounds;
+  std::vector<std::uint64_t> cumulative;
+  double sum = 0;
 };
 
 /// Every series created so far, sorted by name then labels.

@@ -84,10 +84,28 @@ nlohmann::json labels_object(const std::string& text) {
 std::string stats_json() {
   auto series = nlohmann::json::array();
   for (const auto& s : metrics::snapshot()) {
-    series.push_back({{"name", s.name},
-                      {"labels", labels_object(s.labels)},
-                      {"type", s.type == metrics::sample::kind::counter ? "counter" : "gauge"},
-                      {"value", s.value}});
+    nlohmann::json one{{"name", s.name}, {"labels", labels_object(s.labels)}};
+    switch (s.type) {
+      case metrics::sample::kind::counter:
+      case metrics::sample::kind::gauge:
+        one["type"] = s.type == metrics::sample::kind::counter ? "counter" : "gauge";
+        one["value"] = s.value;
+        break;
+      case metrics::sample::kind::histogram: {
+        one["type"] = "histogram";
+        one["count"] = s.value;
+        one["sum"] = s.sum;
+        auto buckets = nlohmann::json::array();
+        for (std::size_t b = 0; b < s.cumulative.size(); ++b) {
+          // JSON has no infinity: the last bound is the string Prometheus uses.
+          nlohmann::json le = b < s.bounds.size() ? nlohmann::json(s.bounds[b]) : "+Inf";
+          buckets.push_back({{"le", std::move(le)}, {"count", s.cumulative[b]}});
+        }
+        one["buckets"] = std::move(buckets);
+        break;
+      }
+    }
+    series.push_back(std::move(one));
   }
   return nlohmann::json{{"metrics", std::move(series)}}.dump(1) + "\n";
 }

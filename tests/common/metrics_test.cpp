@@ -70,5 +70,61 @@ TEST(Metrics, OneNameCannotBeBothKinds) {
   EXPECT_THROW(get_gauge("test_kind_total"), std::logic_error);
 }
 
+TEST(Metrics, HistogramSnapshotIsCumulativeWithSumAndCount) {
+  auto& h = get_histogram("test_hist_rows", "writer=\"0\"", {1, 10, 100});
+  for (double v : {0.5, 1.0, 3.0, 10.0, 11.0, 500.0}) {
+    h.observe(v);
+  }
+  sample ours;
+  for (auto& s : snapshot()) {
+    if (s.name == "test_hist_rows") {
+      ours = s;
+    }
+  }
+  ASSERT_EQ(ours.type, sample::kind::histogram);
+  // A bound is inclusive (le): 1.0 is in the first bucket, 10.0 in the second.
+  EXPECT_EQ(ours.cumulative, (std::vector<std::uint64_t>{2, 4, 5, 6}));
+  EXPECT_EQ(ours.value, 6);
+  EXPECT_DOUBLE_EQ(ours.sum, 525.5);
+}
+
+TEST(Metrics, HistogramInPrometheusTextHasBucketsSumAndCount) {
+  auto& h = get_histogram("test_prom_seconds", "kind=\"pub\"", {0.001, 0.5}, "Time per message");
+  h.observe(0.0002);
+  h.observe(0.75);
+  std::vector<sample> ours;
+  for (auto& s : snapshot()) {
+    if (s.name == "test_prom_seconds") {
+      ours.push_back(s);
+    }
+  }
+
+  EXPECT_EQ(to_prometheus(ours),
+            "# HELP test_prom_seconds Time per message\n"
+            "# TYPE test_prom_seconds histogram\n"
+            "test_prom_seconds_bucket{kind=\"pub\",le=\"0.001\"} 1\n"
+            "test_prom_seconds_bucket{kind=\"pub\",le=\"0.5\"} 1\n"
+            "test_prom_seconds_bucket{kind=\"pub\",le=\"+Inf\"} 2\n"
+            "test_prom_seconds_sum{kind=\"pub\"} 0.75019999999999998\n"
+            "test_prom_seconds_count{kind=\"pub\"} 2\n");
+}
+
+TEST(Metrics, HistogramObservationsFromManyThreadsAllCount) {
+  auto& h = get_histogram("test_hist_threads", "", seconds_buckets());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&h] {
+      for (int i = 0; i < 50000; ++i) {
+        h.observe(0.002);
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(h.count(), 200000u);
+  EXPECT_NEAR(h.sum(), 400.0, 1e-6);
+}
+
 }  // namespace
 }  // namespace locomov::metrics

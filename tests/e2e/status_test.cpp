@@ -7,6 +7,7 @@
 #include <fstream>
 #include <pqxx/pqxx>
 #include <string>
+#include <thread>
 
 #include "tests/e2e/daemon_fixture.hpp"
 #include "tests/e2e/http_get.hpp"
@@ -85,6 +86,8 @@ TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
   const auto after = scrape_metrics(daemon_->status_port());
   EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="committed"})"), 7);
   EXPECT_EQ(moved(before, after, R"(locomov_connections_accepted_total{listener="packet"})"), 5);
+  EXPECT_EQ(moved(before, after, R"(locomov_frames_accepted_total{listener="packet"})"), 7);
+  EXPECT_EQ(moved(before, after, "locomov_packets_quarantined_total"), 0);
   EXPECT_EQ(moved(before, after, R"(locomov_writer_packets_total{outcome="duplicate"})"), 0);
   EXPECT_EQ(moved(before, after, R"(locomov_tls_handshakes_total{listener="packet",outcome="full"})"),
             4);
@@ -99,6 +102,53 @@ TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
             1);
   EXPECT_GT(after.at("process_resident_memory_bytes"), 0);
   EXPECT_GT(after.at("process_open_fds"), 0);
+}
+
+TEST_F(StatusEndpoint, ActorAndWriterFiguresFollowTheTraffic) {
+  const auto before = scrape_metrics(daemon_->status_port());
+
+  for (int conn = 0; conn < 2; ++conn) {
+    auto c = device();
+    for (int n = 0; n < 3; ++n) {
+      c.write(packet(conn * 3 + n));
+      ASSERT_EQ(c.read_line(20s), "Thank you.\n");
+    }
+  }
+  {
+    auto c = device();
+    c.write(R"({"Id":99,"timestamp":1600000100,"status":true})" "\n");  // no such pub
+    ASSERT_EQ(c.read_line(20s), "Thank you.\n");
+  }
+  // The connection actors end once their sockets are closed.
+  auto after = scrape_metrics(daemon_->status_port());
+  for (int i = 0; i < 100 && after.at(R"(locomov_actors_alive{kind="connection"})") != 0; ++i) {
+    std::this_thread::sleep_for(50ms);
+    after = scrape_metrics(daemon_->status_port());
+  }
+
+  EXPECT_EQ(after.at(R"(locomov_actors_alive{kind="connection"})"), 0);
+  EXPECT_EQ(after.at(R"(locomov_actors_alive{kind="listener"})"), 3);  // packet, plain, confo
+  EXPECT_EQ(after.at(R"(locomov_actors_alive{kind="writer"})"), 2);
+  EXPECT_EQ(after.at(R"(locomov_actors_alive{kind="pub"})"), 2);  // device ids 1 and 99
+  // Every packet is a message to its pub actor and to a writer.
+  EXPECT_GE(moved(before, after, R"(locomov_actor_messages_total{kind="pub"})"), 7);
+  EXPECT_GE(moved(before, after, R"(locomov_actor_message_seconds_count{kind="writer"})"), 7);
+  EXPECT_EQ(moved(before, after, R"(locomov_actor_messages_total{kind="writer"})"),
+            moved(before, after, R"(locomov_actor_message_seconds_count{kind="writer"})"));
+  // Each packet was committed in some batch, and each batch's commit timed.
+  EXPECT_EQ(moved(before, after, "locomov_writer_batch_rows_sum"), 7);
+  EXPECT_EQ(moved(before, after, "locomov_packets_quarantined_total"), 1);
+  const auto batches = moved(before, after, "locomov_writer_batch_rows_count");
+  EXPECT_GE(batches, 1);
+  EXPECT_LE(batches, 7);
+  EXPECT_EQ(moved(before, after, "locomov_writer_commit_seconds_count"), batches);
+  EXPECT_EQ(after.at(R"(locomov_writer_commit_seconds_bucket{le="+Inf"})"),
+            after.at("locomov_writer_commit_seconds_count"));
+
+  const auto stats = http_get(daemon_->status_port(), "/stats");
+  ASSERT_EQ(stats.status, 200);
+  EXPECT_NE(stats.body.find(R"("name": "locomov_writer_commit_seconds")"), std::string::npos);
+  EXPECT_NE(stats.body.find(R"("le": "+Inf")"), std::string::npos) << stats.body;
 }
 
 TEST_F(StatusEndpoint, MetricsPassPromtool) {
