@@ -371,6 +371,9 @@ void log_tls_failure(connection* self) {
   const bool not_tls = reason == "peer did not speak TLS";
   if (!st.established) {
     (not_tls ? st.events->handshakes_not_tls : st.events->handshakes_failed).inc();
+    if (!not_tls) {
+      st.events->handshake_failure(reason).inc();
+    }
   }
   std::uint64_t suppressed = 0;
   if ((not_tls ? st.events->not_tls_log : st.events->tls_failure_log).allow(suppressed)) {

@@ -24,7 +24,8 @@ struct connection_events {
                                              "Frames (packets, confos) decoded and passed on")),
         frames_invalid(refused(listener, "invalid")),
         frames_undecodable(refused(listener, "undecodable")),
-        frames_too_large(refused(listener, "too_large")) {}
+        frames_too_large(refused(listener, "too_large")),
+        listener_(listener) {}
 
   metrics::counter& handshake_timeouts;
   metrics::counter& read_timeouts;
@@ -37,6 +38,21 @@ struct connection_events {
   metrics::counter& frames_invalid;      ///< JSON, but not a valid packet or confo: !OK
   metrics::counter& frames_undecodable;  ///< not JSON: connection closed
   metrics::counter& frames_too_large;    ///< past max-frame: connection closed
+  /// The failed handshakes of one OpenSSL reason ("no shared cipher"
+  /// becomes reason="no_shared_cipher"). OpenSSL's reasons are a fixed set,
+  /// so the series stay few; looked up per failure, which is rare next to
+  /// handshakes that succeed.
+  metrics::counter& handshake_failure(const std::string& openssl_reason) const {
+    std::string label;
+    for (char c : openssl_reason.substr(0, 48)) {
+      const bool plain = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+      label.push_back(plain ? c : (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : '_');
+    }
+    return metrics::get_counter("locomov_tls_handshake_failures_total",
+                                "listener=\"" + listener_ + "\",reason=\"" + label + "\"",
+                                "Failed TLS handshakes by OpenSSL's reason");
+  }
+
   logs::limiter handshake_timeout_log;
   logs::limiter read_timeout_log;
   logs::limiter idle_timeout_log;
@@ -44,6 +60,8 @@ struct connection_events {
   logs::limiter tls_failure_log;
 
  private:
+  std::string listener_;
+
   static metrics::counter& timed_out(const std::string& listener, const char* deadline) {
     return metrics::get_counter("locomov_connections_timed_out_total",
                                 "listener=\"" + listener + "\",deadline=\"" + deadline + "\"",

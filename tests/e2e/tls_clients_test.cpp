@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/e2e/daemon_fixture.hpp"
+#include "tests/e2e/http_get.hpp"
 #include "tests/e2e/raw_socket.hpp"
 #include "tests/e2e/tls_client.hpp"
 #include "tests/support/pg_cluster.hpp"
@@ -136,6 +137,9 @@ TEST(NoSharedCipher, LogLineNamesTheOfferedAndAllowedSuites) {
   EXPECT_NE(line.find("offered_groups=none"), std::string::npos) << line;
   EXPECT_NE(line.find("AES256-SHA/TLS_RSA_WITH_AES_256_CBC_SHA"), std::string::npos) << line;
   EXPECT_NE(line.find("allowed_groups="), std::string::npos) << line;
+  const auto failures = R"(locomov_tls_handshake_failures_total{listener="packet",)"
+                        R"(reason="no_shared_cipher"})";
+  EXPECT_EQ(scrape_metrics(d.status_port()).at(failures), 1);
   EXPECT_EQ(d.stop(), 0) << log;
 }
 
