@@ -213,6 +213,22 @@ TEST_F(StatusEndpoint, CtlStatsLiveWithoutATtyPrintsOneBlockPerRefresh) {
   }
 }
 
+TEST_F(StatusEndpoint, CtlStatsLiveOnATtyRedrawsTheScreen) {
+  // script(1) (util-linux, in every Debian) gives locomovctl a terminal.
+  const auto command = locomovctl_binary() + " stats --count 2 --interval 200ms --url " + url();
+  const auto ctl = run_command({"script", "-q", "-e", "-c", command, "/dev/null"});
+  ASSERT_EQ(ctl.status, 0) << ctl.output;
+
+  const std::string clear = "\x1b[H\x1b[2J";
+  const auto first = ctl.output.find(clear);
+  ASSERT_EQ(first, 0u) << ctl.output;
+  const auto second = ctl.output.find(clear, first + clear.size());
+  ASSERT_NE(second, std::string::npos) << ctl.output;
+  EXPECT_EQ(ctl.output.find(clear, second + clear.size()), std::string::npos) << ctl.output;
+  EXPECT_NE(ctl.output.find("rates over the last", second), std::string::npos) << ctl.output;
+  EXPECT_NE(ctl.output.find("Connections  open ", second), std::string::npos) << ctl.output;
+}
+
 TEST(CtlStats, UnreachableEndpointFailsNamingTheUrlAndWhy) {
   // Bound but not listening: a connection to it is refused at once.
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
