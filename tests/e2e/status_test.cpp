@@ -7,12 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <string>
+#include <thread>
 
 #include "tests/e2e/daemon_fixture.hpp"
 #include "tests/e2e/http_get.hpp"
@@ -227,6 +229,20 @@ TEST_F(StatusEndpoint, CtlStatsLiveOnATtyRedrawsTheScreen) {
   EXPECT_EQ(ctl.output.find(clear, second + clear.size()), std::string::npos) << ctl.output;
   EXPECT_NE(ctl.output.find("rates over the last", second), std::string::npos) << ctl.output;
   EXPECT_NE(ctl.output.find("Connections  open ", second), std::string::npos) << ctl.output;
+}
+
+TEST_F(StatusEndpoint, CtlStatsLiveEndsAtCtrlCWithStatusZero) {
+  process ctl({locomovctl_binary(), "stats", "--interval", "200ms", "--url", url()},
+              daemon_->state_dir() / "locomovctl-stats.log");
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (ctl.output().find("rates over the last") == std::string::npos &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE(ctl.output().find("rates over the last"), std::string::npos) << ctl.output();
+
+  ctl.signal(SIGINT);
+  EXPECT_EQ(ctl.wait(5s), 0) << ctl.output();
 }
 
 TEST(CtlStats, UnreachableEndpointFailsNamingTheUrlAndWhy) {
