@@ -6,6 +6,10 @@ class App;
 
 namespace locomov::ctl {
 
+/// Exit status for a command that ran and failed: the server unreachable,
+/// or its answers not the ones asked for.
+inline constexpr int exit_failed = 1;
+
 /// Exit status for a command line that cannot be run as given.
 inline constexpr int exit_usage = 2;
 

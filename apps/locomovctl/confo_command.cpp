@@ -19,7 +19,6 @@ namespace {
 
 // Exit statuses: 0 every confo answered `OK.` (query: found), 1 otherwise or
 // on a connection problem, 2 usage, 3 query answered 404.
-constexpr int exit_failed = 1;
 constexpr int exit_not_found = 3;
 
 /// Where to connect and how to trust the server, shared by both commands.

@@ -1,10 +1,17 @@
 // The operators' status endpoint against a real daemon: /metrics counts
-// exactly the traffic sent and passes promtool, /healthz and /readyz answer.
+// exactly the traffic sent and passes promtool, /healthz and /readyz answer,
+// and `locomovctl stats` shows what /stats holds.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
@@ -44,9 +51,26 @@ class StatusEndpoint : public ::testing::Test {
     return tls_client(o);
   }
 
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(daemon_->status_port()); }
+
   std::string conninfo_;
   std::unique_ptr<daemon> daemon_;
 };
+
+/// The series of a /stats document by name and labels, each whole (value,
+/// or count, sum and buckets), less those that move by themselves.
+std::map<std::string, nlohmann::json> stats_series(const std::string& body) {
+  std::map<std::string, nlohmann::json> series;
+  const auto doc = nlohmann::json::parse(body);
+  for (const auto& s : doc.at("metrics")) {
+    const auto name = s.at("name").get<std::string>();
+    if (name.rfind("process_", 0) == 0 || name == "locomov_uptime_seconds") {
+      continue;
+    }
+    series[name + s.at("labels").dump()] = s;
+  }
+  return series;
+}
 
 TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
   const auto before = scrape_metrics(daemon_->status_port());
@@ -97,9 +121,9 @@ TEST_F(StatusEndpoint, CountersMoveByExactlyTheTrafficSent) {
   EXPECT_EQ(moved(before, after,
                   R"(locomov_frames_refused_total{listener="packet",reason="undecodable"})"),
             0);
-  EXPECT_EQ(moved(before, after,
-                  R"(locomov_tls_handshakes_total{listener="packet",outcome="not_tls"})"),
-            1);
+  EXPECT_EQ(
+      moved(before, after, R"(locomov_tls_handshakes_total{listener="packet",outcome="not_tls"})"),
+      1);
   EXPECT_GT(after.at("process_resident_memory_bytes"), 0);
   EXPECT_GT(after.at("process_open_fds"), 0);
 }
@@ -178,6 +202,117 @@ TEST_F(StatusEndpoint, HealthAndReadinessAnswer) {
   EXPECT_EQ(stats.status, 200);
   EXPECT_NE(stats.body.find(R"("name": "locomov_connections_open")"), std::string::npos)
       << stats.body;
+}
+
+TEST_F(StatusEndpoint, CtlStatsJsonGivesTheNumbersOfTheEndpoint) {
+  {
+    auto c = device();
+    c.write(packet(0) + packet(1));
+    ASSERT_EQ(c.read_line(20s), "Thank you.\n");
+    ASSERT_EQ(c.read_line(20s), "Thank you.\n");
+  }
+
+  // Series equal in the GETs around locomovctl's did not move meanwhile, so
+  // locomovctl must have printed exactly them.
+  const auto before = http_get(daemon_->status_port(), "/stats");
+  const auto ctl = run_command({locomovctl_binary(), "stats", "--json", "--url", url()});
+  const auto after = http_get(daemon_->status_port(), "/stats");
+  ASSERT_EQ(ctl.status, 0) << ctl.output;
+  ASSERT_EQ(before.status, 200);
+  ASSERT_EQ(after.status, 200);
+
+  const auto printed = stats_series(ctl.output);
+  const auto still = stats_series(after.body);
+  int compared = 0;
+  for (const auto& [key, series] : stats_series(before.body)) {
+    const auto later = still.find(key);
+    if (later == still.end() || later->second != series) {
+      continue;
+    }
+    ++compared;
+    const auto shown = printed.find(key);
+    ASSERT_NE(shown, printed.end()) << key << " missing from\n" << ctl.output;
+    EXPECT_EQ(shown->second, series) << key;
+  }
+  EXPECT_GT(compared, 10);
+  const auto committed = printed.find(R"(locomov_writer_packets_total{"outcome":"committed"})");
+  ASSERT_NE(committed, printed.end()) << ctl.output;
+  EXPECT_EQ(committed->second.at("value"), 2);
+  const auto accepted = printed.find(R"(locomov_connections_accepted_total{"listener":"packet"})");
+  ASSERT_NE(accepted, printed.end()) << ctl.output;
+  EXPECT_EQ(accepted->second.at("value"), 1);
+}
+
+TEST_F(StatusEndpoint, CtlStatsLiveWithoutATtyPrintsOneBlockPerRefresh) {
+  const auto ctl = run_command(
+      {locomovctl_binary(), "stats", "--count", "2", "--interval", "200ms", "--url", url()});
+  ASSERT_EQ(ctl.status, 0) << ctl.output;
+
+  const auto gap = ctl.output.find("\n\n");
+  ASSERT_NE(gap, std::string::npos) << ctl.output;
+  const auto first = ctl.output.substr(0, gap + 1);
+  const auto second = ctl.output.substr(gap + 2);
+  EXPECT_EQ(second.find("\n\n"), std::string::npos) << ctl.output;
+  EXPECT_EQ(ctl.output.find("\x1b"), std::string::npos) << "no terminal codes into a file";
+
+  const auto title = "locomov at " + url() + "/stats, ";
+  EXPECT_EQ(first.rfind(title + "first poll", 0), 0u) << first;
+  EXPECT_EQ(second.rfind(title + "rates over the last", 0), 0u) << second;
+  for (const auto& block : {first, second}) {
+    EXPECT_NE(block.find("\nConnections  open "), std::string::npos) << block;
+    EXPECT_NE(block.find("\n  packet "), std::string::npos) << block;
+  }
+}
+
+TEST_F(StatusEndpoint, CtlStatsLiveOnATtyRedrawsTheScreen) {
+  // script(1) (util-linux, in every Debian) gives locomovctl a terminal.
+  const auto command = locomovctl_binary() + " stats --count 2 --interval 200ms --url " + url();
+  const auto ctl = run_command({"script", "-q", "-e", "-c", command, "/dev/null"});
+  ASSERT_EQ(ctl.status, 0) << ctl.output;
+
+  const std::string clear = "\x1b[H\x1b[2J";
+  const auto first = ctl.output.find(clear);
+  ASSERT_EQ(first, 0u) << ctl.output;
+  const auto second = ctl.output.find(clear, first + clear.size());
+  ASSERT_NE(second, std::string::npos) << ctl.output;
+  EXPECT_EQ(ctl.output.find(clear, second + clear.size()), std::string::npos) << ctl.output;
+  EXPECT_NE(ctl.output.find("rates over the last", second), std::string::npos) << ctl.output;
+  EXPECT_NE(ctl.output.find("Connections  open ", second), std::string::npos) << ctl.output;
+}
+
+TEST_F(StatusEndpoint, CtlStatsLiveEndsAtCtrlCWithStatusZero) {
+  process ctl({locomovctl_binary(), "stats", "--interval", "200ms", "--url", url()},
+              daemon_->state_dir() / "locomovctl-stats.log");
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (ctl.output().find("rates over the last") == std::string::npos &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE(ctl.output().find("rates over the last"), std::string::npos) << ctl.output();
+
+  ctl.signal(SIGINT);
+  EXPECT_EQ(ctl.wait(5s), 0) << ctl.output();
+}
+
+TEST(CtlStats, UnreachableEndpointFailsNamingTheUrlAndWhy) {
+  // Bound but not listening: a connection to it is refused at once.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  const auto url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+
+  const auto json = run_command({locomovctl_binary(), "stats", "--json", "--url", url});
+  const auto live = run_command({locomovctl_binary(), "stats", "--count", "1", "--url", url});
+  close(fd);
+
+  for (const auto& r : {json, live}) {
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find(url + "/stats: cannot connect"), std::string::npos) << r.output;
+  }
 }
 
 }  // namespace
