@@ -273,6 +273,10 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
         }
         adopt(self, *accepted);
       },
+      [self](ping_atom) {
+        const auto measured = self->state.probe.handle(self);
+        return ping_atom::value;
+      },
       [self](drain_atom) {
         const auto measured = self->state.probe.handle(self);
         drain(self);

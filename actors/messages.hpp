@@ -36,6 +36,9 @@ using drained_atom = caf::atom_constant<caf::atom("drained")>;
 /// the first to close when the listeners are full.
 using tls_done_atom = caf::atom_constant<caf::atom("tls_done")>;
 
+/// (ping) -> ping: the watchdog's question to listeners and the registry.
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+
 // From a listener's accept thread to its broker.
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;  ///< (adopt, accepted_ptr)
 

@@ -38,6 +38,10 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, pub_settings s
         }
         self->send(pub, std::move(msg));
       },
+      [self](ping_atom) {
+        const auto measured = self->state.probe.handle(self);
+        return ping_atom::value;
+      },
       [self](idle_atom, std::int32_t id) {
         const auto measured = self->state.probe.handle(self);
         auto& st = self->state;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "actors/listener.hpp"
+#include "actors/liveness.hpp"
 #include "actors/messages.hpp"
 #include "actors/pipeline.hpp"
 #include "apps/locomov/options.hpp"
@@ -208,6 +209,27 @@ void drain_listeners(caf::actor_system& sys, std::vector<actors::listener>& list
   }
 }
 
+/// Pings systemd's watchdog only when the listeners (CAF's multiplexer)
+/// and the pub registry (its scheduler) still take messages, so that a
+/// stuck actor system is restarted, not only a process that stopped.
+void ping_watchdog_if_actors_answer(caf::actor_system& sys,
+                                    const std::vector<actors::listener>& listeners,
+                                    const actors::pipeline& pipeline,
+                                    std::chrono::microseconds watchdog) {
+  std::vector<caf::actor> targets{pipeline.registry};
+  for (const auto& l : listeners) {
+    targets.push_back(l.broker);
+  }
+  // A quarter of the interval: with the wait of half of it before, a
+  // ping that is skipped once is still made up for in time.
+  const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(watchdog / 4);
+  if (actors::all_answer(sys, targets, limit)) {
+    app::notify_watchdog();
+    return;
+  }
+  logs::app().error("actors did not answer within {}ms, watchdog not pinged", limit.count());
+}
+
 std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   if (opts.spool_max_mb == 0) {
     logs::storage().warn("spool off: packets are not acknowledged while the database is away");
@@ -293,7 +315,7 @@ int run(const app::options& opts, const sigset_t& signals) {
   for (;;) {
     const int sig = wait_for_signal(signals, watchdog / 2);
     if (sig == 0) {
-      app::notify_watchdog();
+      ping_watchdog_if_actors_answer(sys, listeners, pipeline, watchdog);
       continue;
     }
     if (sig == SIGHUP) {
