@@ -235,6 +235,54 @@ TEST_F(Reload, RestartOnlyOptionKeepsItsRunningValueWithAWarning) {
   EXPECT_EQ(proc_->wait(30s), 0) << log();
 }
 
+TEST_F(Reload, NewDeadlinesApplyToConnectionsAcceptedAfterwards) {
+  start();
+  auto before = connect("first");
+  ASSERT_EQ(send(*before, 1), "Thank you.\n") << log();
+
+  config_["idle-timeout"] = "1";
+  write_config();
+  const auto line = reload();
+
+  EXPECT_NE(line.find("configuration reloaded changed=idle-timeout needs_restart=none"),
+            std::string::npos)
+      << log();
+  auto after = connect("first");
+  EXPECT_EQ(send(*after, 2), "Thank you.\n") << log();
+  EXPECT_TRUE(after->closed_by_server(5s)) << log();
+  // Its idle deadline is still start-up's 120 s.
+  EXPECT_EQ(send(*before, 3), "Thank you.\n") << log();
+
+  before.reset();
+  proc_->signal(SIGTERM);
+  EXPECT_EQ(proc_->wait(30s), 0) << log();
+}
+
+TEST_F(Reload, LowerPerAddressLimitClosesNoOpenConnection) {
+  start();
+  auto first = connect("first");
+  auto second = connect("first");
+  ASSERT_EQ(send(*first, 1), "Thank you.\n") << log();
+  ASSERT_EQ(send(*second, 2), "Thank you.\n") << log();
+
+  config_["max-connections-per-address"] = "1";
+  write_config();
+  const auto line = reload();
+
+  EXPECT_NE(line.find("changed=max-connections-per-address needs_restart=none"), std::string::npos)
+      << log();
+  EXPECT_NE(line.find("max_connections_per_address=1"), std::string::npos) << line;
+  EXPECT_THROW(connect("first"), std::runtime_error);
+  EXPECT_EQ(lines_with("connection refused"), 1) << log();
+  EXPECT_EQ(send(*first, 3), "Thank you.\n") << log();
+  EXPECT_EQ(send(*second, 4), "Thank you.\n") << log();
+
+  first.reset();
+  second.reset();
+  proc_->signal(SIGTERM);
+  EXPECT_EQ(proc_->wait(30s), 0) << log();
+}
+
 TEST_F(Reload, ConfigFileErrorChangesNothing) {
   start();
 
