@@ -294,7 +294,9 @@ int run(int argc, char** argv, const app::options& opts, const sigset_t& signals
       continue;
     }
     if (sig == SIGHUP) {
+      app::notify_reloading();
       reloader.reload();
+      app::notify_ready("accepting connections");
       continue;
     }
     logs::app().info("shutting down signal={} shutdown_timeout={}ms", strsignal(sig),
