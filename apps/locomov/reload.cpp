@@ -215,8 +215,9 @@ void reloader::reload() {
         });
     auto serving = tls_changed ? ctx : tls_;
 
-    logs::set_level(level);
+    // The one step that can still fail, before those that cannot.
     update_listeners(sys_, listeners_, {serving, applied.connection, applied.keepalive});
+    logs::set_level(level);
     const auto derived = actors::default_max_connections(open_files_);
     places_->set_limits(
         applied.admission.max_connections != 0 ? applied.admission.max_connections : derived,

@@ -29,7 +29,8 @@ net::tls_settings tls_files(const options& opts);
 /// and the context those were made from. The log level, TLS files and
 /// settings, connection deadlines and limits, keepalive and the shutdown
 /// timeout change live; every other option keeps its start-up value, with a
-/// warning naming it. A reload that fails anywhere changes nothing.
+/// warning naming it. A reload whose options, config file or key pair are
+/// wrong changes nothing.
 /// Not thread-safe: the main thread owns it, between signals.
 class reloader {
  public:
