@@ -52,9 +52,25 @@ admission::verdict admission::admit(const std::string& address, ticket& place) {
   return verdict::admitted;
 }
 
+void admission::set_limits(std::size_t max_total, std::size_t max_per_address) {
+  std::lock_guard lock(m_);
+  max_total_ = std::max<std::size_t>(max_total, 1);
+  max_per_address_ = max_per_address;
+}
+
 std::size_t admission::open() const {
   std::lock_guard lock(m_);
   return open_;
+}
+
+std::size_t admission::max_total() const {
+  std::lock_guard lock(m_);
+  return max_total_;
+}
+
+std::size_t admission::max_per_address() const {
+  std::lock_guard lock(m_);
+  return max_per_address_;
 }
 
 void admission::give_back(const std::string& address) {

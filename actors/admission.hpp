@@ -53,15 +53,20 @@ class admission {
   /// another connection would not help a peer over its own share.
   verdict admit(const std::string& address, ticket& place);
 
+  /// Changes both limits for the connections admitted from now on (SIGHUP).
+  /// Connections already admitted keep their places, even beyond the new
+  /// limits: they are not closed.
+  void set_limits(std::size_t max_total, std::size_t max_per_address);
+
   std::size_t open() const;
-  std::size_t max_total() const { return max_total_; }
-  std::size_t max_per_address() const { return max_per_address_; }
+  std::size_t max_total() const;
+  std::size_t max_per_address() const;
 
  private:
   void give_back(const std::string& address);
 
-  const std::size_t max_total_;
-  const std::size_t max_per_address_;
+  std::size_t max_total_;
+  std::size_t max_per_address_;
   metrics::gauge& open_gauge_;
   mutable std::mutex m_;
   std::size_t open_ = 0;

@@ -242,6 +242,21 @@ void adopt(listener_broker* self, net::accepted_connection& accepted) {
   serve(self, accepted, std::move(info), std::move(place));
 }
 
+/// Takes what SIGHUP reloaded for the connections accepted from now on. The
+/// plaintext listener stays plaintext.
+bool reconfigure(listener_broker* self, const listener_update& update) {
+  auto& st = self->state;
+  const bool replaced = st.settings.tls != nullptr && st.settings.tls != update.tls;
+  if (st.settings.tls != nullptr) {
+    st.settings.tls = update.tls;
+  }
+  st.settings.connection = update.connection;
+  st.settings.keepalive = update.keepalive;
+  logs::net().debug("listener reconfigured listener={} tls_context={} connections={}",
+                    st.settings.name, replaced ? "replaced" : "kept", st.connections.size());
+  return true;
+}
+
 /// The listener's series, looked up once: a lookup takes the registry's lock.
 void find_metrics(listener_state& st) {
   const auto listener = "listener=\"" + st.settings.name + "\"";
@@ -280,6 +295,10 @@ caf::behavior listener_behavior(listener_broker* self, std::shared_ptr<net::uniq
       [self](drain_atom) {
         const auto measured = self->state.probe.handle(self);
         drain(self);
+      },
+      [self](reconfigure_atom, const listener_update& update) {
+        const auto measured = self->state.probe.handle(self);
+        return reconfigure(self, update);
       },
       [self](caf::io::new_data_msg& msg) {
         const auto measured = self->state.probe.handle(self);

@@ -42,7 +42,9 @@ struct listener {
 /// sockets and connection actors, since every broker shares CAF's single
 /// multiplexer thread. The broker's exit stops the accept thread and closes
 /// the listening socket. Throws std::runtime_error when the address cannot
-/// be bound.
+/// be bound. A (reconfig, listener_update) message (actors/messages.hpp)
+/// changes the TLS context, connection settings and keepalive for the
+/// connections accepted afterwards, and is answered `true` once it has.
 listener start_listener(caf::actor_system& sys, const listener_settings& settings,
                         const connection_peers& peers);
 

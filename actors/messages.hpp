@@ -10,7 +10,9 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include "actors/settings.hpp"
 #include "net/tcp.hpp"
+#include "net/tls_context.hpp"
 #include "protocol/confo.hpp"
 #include "protocol/reading.hpp"
 #include "storage/packet_store.hpp"
@@ -46,6 +48,19 @@ using adopt_atom = caf::atom_constant<caf::atom("adopt")>;  ///< (adopt, accepte
 /// since messages must be copyable; the descriptor closes with the last
 /// copy unless the broker took it, so none leaks if the broker is gone.
 using accepted_ptr = std::shared_ptr<net::accepted_connection>;
+
+/// (reconfig, listener_update) -> bool, to a listener: what SIGHUP reloaded.
+using reconfigure_atom = caf::atom_constant<caf::atom("reconfig")>;
+
+/// The settings a listener gives the connections it accepts from the moment
+/// it handles this message. Connections already open keep theirs: each holds
+/// its own reference to the TLS context its session was made from, so the
+/// old context lives until the last of them closes.
+struct listener_update {
+  net::ssl_ctx_ptr tls;  ///< never null; the plaintext listener ignores it
+  connection_settings connection;
+  net::keepalive keepalive;
+};
 
 // Timers.
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
@@ -85,6 +100,7 @@ struct write_msg {
 }  // namespace locomov::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::accepted_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::listener_update)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::packet_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::actors::write_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(locomov::protocol::confo)

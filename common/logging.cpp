@@ -39,15 +39,26 @@ spdlog::logger& actors() { return *loggers()[actors_c]; }
 spdlog::logger& app() { return *loggers()[app_c]; }
 
 void init(const std::string& level) {
+  const auto parsed = parse_level(level);
+  for (auto& logger : loggers()) {
+    logger->flush_on(spdlog::level::warn);
+  }
+  set_level(parsed);
+}
+
+spdlog::level::level_enum parse_level(const std::string& level) {
   auto parsed = spdlog::level::from_str(level);
   // from_str maps unknown names to "off", which would silence a typo.
   if (parsed == spdlog::level::off && level != "off") {
     throw std::invalid_argument("unknown log level '" + level +
                                 "' (trace, debug, info, warn, error, critical, off)");
   }
+  return parsed;
+}
+
+void set_level(spdlog::level::level_enum level) {
   for (auto& logger : loggers()) {
-    logger->set_level(parsed);
-    logger->flush_on(spdlog::level::warn);
+    logger->set_level(level);
   }
 }
 

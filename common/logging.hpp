@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include <spdlog/common.h>
 #include <spdlog/logger.h>
 
 namespace locomov::logs {
@@ -20,6 +21,14 @@ spdlog::logger& app();       ///< start-up, signals, shutdown
 /// Call once at start-up, before any actor exists. Throws std::invalid_argument
 /// on an unknown level name.
 void init(const std::string& level);
+
+/// The level named `level` ("trace" ... "off"). Throws std::invalid_argument
+/// on an unknown name, so a typo never silences the logs.
+spdlog::level::level_enum parse_level(const std::string& level);
+
+/// Sets every component's level at once, as SIGHUP does at run time. Safe
+/// from any thread: spdlog loggers keep their level in an atomic.
+void set_level(spdlog::level::level_enum level);
 
 /// `text` on one line: libpq's messages carry newlines and hint lines, and a
 /// log line must stay one line for grep and journald.

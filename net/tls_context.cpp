@@ -169,6 +169,44 @@ ssl_ctx_ptr make_server_context(const tls_settings& settings) {
 
 namespace {
 
+std::string fingerprint(const X509* cert) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  if (X509_digest(cert, EVP_sha256(), digest.data(), &size) != 1) {
+    return {};
+  }
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string text;
+  for (unsigned int i = 0; i < size; ++i) {
+    if (i != 0) {
+      text.push_back(':');
+    }
+    text.push_back(hex[digest[i] >> 4]);
+    text.push_back(hex[digest[i] & 0xf]);
+  }
+  return text;
+}
+
+}  // namespace
+
+std::vector<std::string> certificate_fingerprints(SSL_CTX* ctx) {
+  std::vector<std::string> result;
+  const X509* leaf = SSL_CTX_get0_certificate(ctx);
+  if (leaf == nullptr) {
+    return result;
+  }
+  result.push_back(fingerprint(leaf));
+  STACK_OF(X509)* chain = nullptr;
+  if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+      result.push_back(fingerprint(sk_X509_value(chain, i)));
+    }
+  }
+  return result;
+}
+
+namespace {
+
 [[noreturn]] void fail_pki(const std::string& what) {
   throw std::runtime_error("self-signed TLS files: " + what + ": " + detail::take_openssl_error());
 }

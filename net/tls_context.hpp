@@ -42,6 +42,13 @@ ssl_ctx_ptr make_server_context(const tls_settings& settings);
 /// for other contexts.
 std::string configured_groups(const SSL_CTX* ctx);
 
+/// SHA-256 fingerprints of the certificates `ctx` serves, leaf first, then
+/// its intermediates, as `openssl x509 -noout -fingerprint -sha256` prints
+/// them (upper-case hex pairs joined by colons). Empty for a context with no
+/// certificate. Tells whether a reload brought a new chain, and names it in
+/// log lines.
+std::vector<std::string> certificate_fingerprints(SSL_CTX* ctx);
+
 /// Paths of a self-signed CA and a server certificate it signed.
 struct self_signed_paths {
   std::filesystem::path ca_cert;

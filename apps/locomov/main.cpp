@@ -18,6 +18,7 @@
 #include "actors/messages.hpp"
 #include "actors/pipeline.hpp"
 #include "apps/locomov/options.hpp"
+#include "apps/locomov/reload.hpp"
 #include "apps/locomov/service_manager.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
@@ -83,16 +84,6 @@ void migrate_schema(const std::string& conninfo) {
   } else {
     logs::storage().info("schema up to date version={}", after);
   }
-}
-
-net::tls_settings tls_files(const app::options& opts) {
-  auto tls = opts.tls;
-  if (tls.cert_file.empty()) {
-    auto made = net::ensure_self_signed(opts.state_dir / "tls", opts.tls_names);
-    tls.cert_file = made.cert;
-    tls.key_file = made.key;
-  }
-  return tls;
 }
 
 /// Every connection holds a descriptor: take all the system allows.
@@ -245,14 +236,14 @@ std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   return spool;
 }
 
-int run(const app::options& opts, const sigset_t& signals) {
+int run(int argc, char** argv, const app::options& opts, const sigset_t& signals) {
   const auto files = raise_and_log_open_files_limit();
   auto places = make_admission(opts, files);
   std::filesystem::create_directories(opts.state_dir);
   std::unique_ptr<storage::embedded_cluster> cluster;
   auto conninfo = database_conninfo(opts, cluster);
   migrate_schema(conninfo);
-  auto tls = tls_files(opts);
+  auto tls = app::tls_files(opts);
   auto ctx = net::make_server_context(tls);
 
   caf::actor_system_config cfg;
@@ -308,6 +299,12 @@ int run(const app::options& opts, const sigset_t& signals) {
     logs::app().info("embedded database, open it with: {}", cluster->psql_command());
   }
 
+  std::vector<caf::actor> brokers;
+  for (const auto& l : listeners) {
+    brokers.push_back(l.broker);
+  }
+  app::reloader reloader{sys, argc, argv, opts, ctx, std::move(brokers), places, files.soft};
+
   app::notify_ready("accepting connections");
   // With a systemd watchdog, the wait for a signal wakes at half its
   // interval to ping it.
@@ -319,17 +316,19 @@ int run(const app::options& opts, const sigset_t& signals) {
       continue;
     }
     if (sig == SIGHUP) {
-      logs::app().warn("SIGHUP received; reloading is not supported yet, nothing changed");
+      app::notify_reloading();
+      reloader.reload();
+      app::notify_ready("accepting connections");
       continue;
     }
     logs::app().info("shutting down signal={} shutdown_timeout={}ms", strsignal(sig),
-                     opts.shutdown_timeout.count());
+                     reloader.current().shutdown_timeout.count());
     break;
   }
 
   app::notify_stopping();
   accepting = false;
-  drain_listeners(sys, listeners, opts.shutdown_timeout, signals);
+  drain_listeners(sys, listeners, reloader.current().shutdown_timeout, signals);
   stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");
   status.reset();
@@ -357,7 +356,7 @@ int main(int argc, char** argv) {
   auto signals = block_control_signals();
   try {
     logs::init(opts.log_level);
-    return run(opts, signals);
+    return run(argc, argv, opts, signals);
   } catch (const std::exception& e) {
     logs::app().critical("cannot start: {}", e.what());
     return 1;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -81,9 +82,10 @@ std::vector<std::string> with_glog_flags_translated(int argc, char** argv) {
   return args;
 }
 
-}  // namespace
+/// What to do when the arguments or the config file are wrong.
+enum class on_error { exit, throw_error };
 
-options parse_options(int argc, char** argv) {
+options parse(int argc, char** argv, on_error errors) {
   options o;
   o.tls_names = default_names();
   CLI::App app{"locomov: ingest server for Wi-Fi energy meters"};
@@ -219,6 +221,9 @@ options parse_options(int argc, char** argv) {
   try {
     app.parse(static_cast<int>(args_c.size()), args_c.data());
   } catch (const CLI::ParseError& e) {
+    if (errors == on_error::throw_error) {
+      throw std::runtime_error(e.what());
+    }
     std::exit(app.exit(e) == 0 ? 0 : 2);
   }
   o.pubs.key = pub_key == "hash" ? storage::pub_key::hash : storage::pub_key::pub_id;
@@ -227,10 +232,20 @@ options parse_options(int argc, char** argv) {
   o.confos.write_timeout = o.writer.write_timeout;
   o.connection.confo_defaults = o.confos.defaults;
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
-    std::cerr << "locomov: --tls-cert and --tls-key go together; give both or neither\n";
+    const char* message = "--tls-cert and --tls-key go together; give both or neither";
+    if (errors == on_error::throw_error) {
+      throw std::runtime_error(message);
+    }
+    std::cerr << "locomov: " << message << "\n";
     std::exit(2);
   }
   return o;
 }
+
+}  // namespace
+
+options parse_options(int argc, char** argv) { return parse(argc, argv, on_error::exit); }
+
+options reread_options(int argc, char** argv) { return parse(argc, argv, on_error::throw_error); }
 
 }  // namespace locomov::app

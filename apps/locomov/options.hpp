@@ -49,4 +49,9 @@ struct options {
 /// Exits the process for --help, --version and usage errors (status 2).
 options parse_options(int argc, char** argv);
 
+/// As parse_options, for SIGHUP: reads the same arguments and config file
+/// again, but throws std::runtime_error saying what is wrong instead of
+/// exiting, so a bad edit leaves the daemon running. Main thread only.
+options reread_options(int argc, char** argv);
+
 }  // namespace locomov::app

@@ -21,6 +21,10 @@ void notify(const std::string& state) {
 
 void notify_ready(const std::string& status) { notify("READY=1\nSTATUS=" + status); }
 
+// Without MONOTONIC_USEC, which only Type=notify-reload (systemd 253 and
+// later) asks for; the unit is Type=notify, for Debian 12's systemd 252.
+void notify_reloading() { notify("RELOADING=1\nSTATUS=reloading configuration"); }
+
 void notify_stopping() { notify("STOPPING=1\nSTATUS=shutting down"); }
 
 std::chrono::microseconds watchdog_interval() {

@@ -12,6 +12,9 @@ namespace locomov::app {
 /// Start-up finished: listeners accept and the database is migrated.
 void notify_ready(const std::string& status);
 
+/// A configuration reload began (SIGHUP); notify_ready ends it.
+void notify_reloading();
+
 /// Shutdown began (systemd then waits up to TimeoutStopSec).
 void notify_stopping();
 

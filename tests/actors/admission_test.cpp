@@ -106,6 +106,30 @@ TEST(Admission, OpenGaugeFollowsThePlacesTaken) {
   EXPECT_EQ(open.value(), 0);
 }
 
+TEST(Admission, NewLimitsApplyToLaterConnectionsOnly) {
+  admission a(2, 0);
+  admission::ticket first;
+  admission::ticket second;
+  admission::ticket third;
+  ASSERT_EQ(a.admit("192.0.2.1", first), verdict::admitted);
+  ASSERT_EQ(a.admit("192.0.2.1", second), verdict::admitted);
+
+  a.set_limits(1, 1);
+
+  EXPECT_TRUE(first);
+  EXPECT_TRUE(second);
+  EXPECT_EQ(a.open(), 2u);
+  EXPECT_EQ(a.admit("192.0.2.1", third), verdict::address_limit);
+  EXPECT_EQ(a.admit("192.0.2.2", third), verdict::overall_limit);
+  EXPECT_EQ(a.max_total(), 1u);
+  EXPECT_EQ(a.max_per_address(), 1u);
+
+  a.set_limits(4, 0);
+
+  EXPECT_EQ(a.admit("192.0.2.1", third), verdict::admitted);
+  EXPECT_EQ(a.open(), 3u);
+}
+
 TEST(DefaultMaxConnections, KeepsAReserveForTheDatabaseAndFiles) {
   EXPECT_EQ(default_max_connections(1024), 960u);
   EXPECT_EQ(default_max_connections(65536), 16384u);

@@ -105,6 +105,24 @@ TEST(ServiceManager, NotifiesReadyPingsTheWatchdogAndNotifiesStopping) {
   EXPECT_EQ(d.proc().wait(30s), 0) << d.log();
 }
 
+// `systemctl reload` sends SIGHUP and shows the unit reloading until READY=1.
+TEST(ServiceManager, NotifiesReloadingThenReadyAroundSighup) {
+  notify_socket systemd;
+  setenv("NOTIFY_SOCKET", systemd.path().c_str(), 1);
+  daemon d({"--db", pg_cluster::shared().fresh_database()});
+  unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(systemd.wait_for("READY=1", 10s)) << d.log();
+
+  d.proc().signal(SIGHUP);
+
+  const auto reloading = systemd.wait_for("RELOADING=1", 10s);
+  ASSERT_TRUE(reloading) << d.log();
+  EXPECT_NE(reloading->find("STATUS=reloading configuration"), std::string::npos) << *reloading;
+  EXPECT_TRUE(systemd.wait_for("READY=1", 10s)) << d.log();
+  EXPECT_EQ(d.log_lines_with({"configuration reloaded", "needs_restart=none"}), 1) << d.log();
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
 // Service files written for the old Go server pass glog's flag.
 TEST(ServiceManager, GlogStderrThresholdSetsTheConsoleLevel) {
   char dir[] = "/tmp/locomov-e2e-XXXXXX";

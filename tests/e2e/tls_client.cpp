@@ -4,13 +4,17 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <memory>
 #include <stdexcept>
 
 namespace locomov::test {
@@ -23,7 +27,35 @@ const bool sigpipe_ignored = [] {
   return true;
 }();
 
+std::string fingerprint(const X509* cert) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (cert == nullptr || X509_digest(cert, EVP_sha256(), digest, &size) != 1) {
+    return {};
+  }
+  std::string text;
+  char pair[4];
+  for (unsigned int i = 0; i < size; ++i) {
+    std::snprintf(pair, sizeof(pair), i == 0 ? "%02X" : ":%02X", digest[i]);
+    text += pair;
+  }
+  return text;
+}
+
 }  // namespace
+
+std::string certificate_file_fingerprint(const std::filesystem::path& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file{std::fopen(path.c_str(), "r"), &std::fclose};
+  if (!file) {
+    throw std::runtime_error("cannot open " + path.string());
+  }
+  std::unique_ptr<X509, void (*)(X509*)> cert{
+      PEM_read_X509(file.get(), nullptr, nullptr, nullptr), &X509_free};
+  if (!cert) {
+    throw std::runtime_error("no certificate in " + path.string());
+  }
+  return fingerprint(cert.get());
+}
 
 tls_client::tls_client(const options& opts) {
   // A constructor that throws runs no destructor: a failed handshake (while
@@ -183,6 +215,14 @@ bool tls_client::closed_by_server(std::chrono::milliseconds limit) {
 
 std::string tls_client::negotiated_cipher() const {
   return ssl_ != nullptr ? SSL_get_cipher_name(ssl_) : "";
+}
+
+std::string tls_client::peer_fingerprint() const {
+  if (ssl_ == nullptr) {
+    return {};
+  }
+  std::unique_ptr<X509, void (*)(X509*)> cert{SSL_get1_peer_certificate(ssl_), &X509_free};
+  return fingerprint(cert.get());
 }
 
 }  // namespace locomov::test

@@ -40,6 +40,10 @@ class tls_client {
 
   std::string negotiated_cipher() const;
 
+  /// SHA-256 fingerprint of the certificate the server presented, as
+  /// `openssl x509 -noout -fingerprint -sha256` prints it; empty in plaintext.
+  std::string peer_fingerprint() const;
+
  private:
   void open(const options& opts);
   void release();
@@ -53,5 +57,9 @@ class tls_client {
   std::string buffer_;
   bool eof_ = false;
 };
+
+/// SHA-256 fingerprint of the first certificate in the PEM file `path`, in
+/// the format of tls_client::peer_fingerprint; throws if there is none.
+std::string certificate_file_fingerprint(const std::filesystem::path& path);
 
 }  // namespace locomov::test

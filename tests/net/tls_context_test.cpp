@@ -248,5 +248,48 @@ TEST_F(MakeServerContext, MinVersionTls13RefusesTls12Clients) {
   EXPECT_EQ(server.error(), "unsupported protocol");
 }
 
+/// SHA-256 of the first certificate in `path`, in openssl x509 -fingerprint's format.
+std::string file_fingerprint(const fs::path& path) {
+  x509_ptr cert = load_certificate(path);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EXPECT_EQ(X509_digest(cert.get(), EVP_sha256(), digest, &size), 1);
+  std::string text;
+  char pair[4];
+  for (unsigned int i = 0; i < size; ++i) {
+    std::snprintf(pair, sizeof(pair), i == 0 ? "%02X" : ":%02X", digest[i]);
+    text += pair;
+  }
+  return text;
+}
+
+TEST_F(MakeServerContext, FingerprintsNameTheLeafThenTheChain) {
+  const fs::path chain = pki_.dir.path() / "chain.crt";
+  std::ofstream{chain} << read_file(pki_.paths.cert) << read_file(pki_.paths.ca_cert);
+  tls_settings settings = pki_.settings();
+  settings.cert_file = chain;
+
+  const auto leaf_only = certificate_fingerprints(make_server_context(pki_.settings()).get());
+  const auto with_chain = certificate_fingerprints(make_server_context(settings).get());
+
+  ASSERT_EQ(leaf_only.size(), 1u);
+  EXPECT_EQ(leaf_only[0], file_fingerprint(pki_.paths.cert));
+  EXPECT_EQ(leaf_only[0].size(), 32u * 3 - 1);
+  ASSERT_EQ(with_chain.size(), 2u);
+  EXPECT_EQ(with_chain[0], leaf_only[0]);
+  EXPECT_EQ(with_chain[1], file_fingerprint(pki_.paths.ca_cert));
+}
+
+TEST_F(MakeServerContext, FingerprintsTellKeyPairsApart) {
+  test::test_pki other;
+
+  const auto mine = certificate_fingerprints(make_server_context(pki_.settings()).get());
+  const auto again = certificate_fingerprints(make_server_context(pki_.settings()).get());
+  const auto theirs = certificate_fingerprints(make_server_context(other.settings()).get());
+
+  EXPECT_EQ(mine, again);
+  EXPECT_NE(mine, theirs);
+}
+
 }  // namespace
 }  // namespace locomov::net

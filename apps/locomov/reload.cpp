@@ -1,0 +1,243 @@
+#include "apps/locomov/reload.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "common/logging.hpp"
+#include "common/metrics.hpp"
+
+namespace locomov::app {
+namespace {
+
+/// An option as its key is written, and its value as text to compare and log.
+struct option_view {
+  const char* key;
+  std::function<std::string(const options&)> value;
+};
+
+std::string text(const std::string& value) { return value; }
+std::string text(const std::filesystem::path& value) { return value.string(); }
+
+template <class Rep, class Period>
+std::string text(std::chrono::duration<Rep, Period> value) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(value).count()) +
+         "ms";
+}
+
+std::string text(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+std::string text(const std::vector<std::string>& values) {
+  std::string joined;
+  for (const auto& v : values) {
+    joined += (joined.empty() ? "" : ",") + v;
+  }
+  return joined;
+}
+
+template <class Number>
+std::string text(Number value) {
+  return std::to_string(value);
+}
+
+// Every option must be in one of the two lists below, or a reload neither
+// applies a change to it nor says that it needs a restart.
+
+/// What a reload applies: the listeners take it for new connections, or it
+/// is read where it is used.
+const std::vector<option_view>& live_options() {
+  static const std::vector<option_view> list{
+      {"log-level", [](const options& o) { return text(o.log_level); }},
+      {"tls-cert", [](const options& o) { return text(o.tls.cert_file); }},
+      {"tls-key", [](const options& o) { return text(o.tls.key_file); }},
+      {"tls-min-version", [](const options& o) { return text(o.tls.min_version); }},
+      {"tls-ciphers", [](const options& o) { return text(o.tls.ciphers); }},
+      {"tls-ciphersuites", [](const options& o) { return text(o.tls.ciphersuites); }},
+      {"tls-groups", [](const options& o) { return text(o.tls.groups); }},
+      {"tls-names", [](const options& o) { return text(o.tls_names); }},
+      {"handshake-timeout", [](const options& o) { return text(o.connection.handshake_timeout); }},
+      {"read-timeout", [](const options& o) { return text(o.connection.read_timeout); }},
+      {"idle-timeout", [](const options& o) { return text(o.connection.idle_timeout); }},
+      {"max-frame", [](const options& o) { return text(o.connection.max_frame); }},
+      {"max-pending", [](const options& o) { return text(o.connection.max_pending); }},
+      {"confo-default-lng",
+       [](const options& o) { return text(o.connection.confo_defaults.longitude); }},
+      {"confo-default-lat",
+       [](const options& o) { return text(o.connection.confo_defaults.latitude); }},
+      {"max-connections", [](const options& o) { return text(o.admission.max_connections); }},
+      {"max-connections-per-address",
+       [](const options& o) { return text(o.admission.max_per_address); }},
+      {"keepalive-idle", [](const options& o) { return text(o.keepalive.idle); }},
+      {"keepalive-interval", [](const options& o) { return text(o.keepalive.interval); }},
+      {"keepalive-count", [](const options& o) { return text(o.keepalive.count); }},
+      {"shutdown-timeout", [](const options& o) { return text(o.shutdown_timeout); }},
+  };
+  return list;
+}
+
+/// What is bound, opened or spawned once at start-up.
+const std::vector<option_view>& restart_options() {
+  static const std::vector<option_view> list{
+      {"state-dir", [](const options& o) { return text(o.state_dir); }},
+      {"threads", [](const options& o) { return text(o.threads); }},
+      {"packet-listen", [](const options& o) { return text(o.packet_listen); }},
+      {"packet-port", [](const options& o) { return text(o.packet_port); }},
+      {"plain-listen", [](const options& o) { return text(o.plain_listen); }},
+      {"plain-port", [](const options& o) { return text(o.plain_port); }},
+      {"confo-listen", [](const options& o) { return text(o.confo_listen); }},
+      {"confo-port", [](const options& o) { return text(o.confo_port); }},
+      {"status-listen", [](const options& o) { return text(o.status_listen); }},
+      {"status-port", [](const options& o) { return text(o.status_port); }},
+      {"db", [](const options& o) { return text(o.db); }},
+      {"embedded-db-port", [](const options& o) { return text(o.embedded_db_port); }},
+      {"pub-key", [](const options& o) { return text(static_cast<int>(o.pubs.key)); }},
+      {"pub-idle-timeout", [](const options& o) { return text(o.pubs.idle_timeout); }},
+      {"writers", [](const options& o) { return text(o.writer.writers); }},
+      {"batch-max", [](const options& o) { return text(o.writer.batch_max); }},
+      {"batch-wait", [](const options& o) { return text(o.writer.batch_wait); }},
+      {"write-retry-for", [](const options& o) { return text(o.writer.retry_for); }},
+      {"write-timeout", [](const options& o) { return text(o.writer.write_timeout); }},
+      {"spool-max-mb", [](const options& o) { return text(o.spool_max_mb); }},
+  };
+  return list;
+}
+
+/// The running options with the live ones taken from `next`.
+options with_live_options(const options& running, const options& next) {
+  options applied = running;
+  applied.log_level = next.log_level;
+  applied.tls = next.tls;
+  applied.tls_names = next.tls_names;
+  applied.connection = next.connection;
+  applied.admission = next.admission;
+  applied.keepalive = next.keepalive;
+  applied.shutdown_timeout = next.shutdown_timeout;
+  return applied;
+}
+
+std::string joined_or_none(const std::vector<std::string>& keys) {
+  return keys.empty() ? "none" : text(keys);
+}
+
+/// Sends `update` to every listener and waits for each to take it.
+void update_listeners(caf::actor_system& sys, const std::vector<caf::actor>& listeners,
+                      const actors::listener_update& update) {
+  caf::scoped_actor self{sys};
+  for (const auto& listener : listeners) {
+    std::string failure;
+    self->request(listener, std::chrono::seconds(10), actors::reconfigure_atom::value, update)
+        .receive([](bool) {}, [&](const caf::error& e) { failure = sys.render(e); });
+    if (!failure.empty()) {
+      throw std::runtime_error("a listener did not take the new settings: " + failure);
+    }
+  }
+}
+
+}  // namespace
+
+net::tls_settings tls_files(const options& opts) {
+  auto tls = opts.tls;
+  if (tls.cert_file.empty()) {
+    auto made = net::ensure_self_signed(opts.state_dir / "tls", opts.tls_names);
+    tls.cert_file = made.cert;
+    tls.key_file = made.key;
+  }
+  return tls;
+}
+
+reloader::reloader(caf::actor_system& sys, int argc, char** argv, options running,
+                   net::ssl_ctx_ptr tls, std::vector<caf::actor> listeners,
+                   std::shared_ptr<actors::admission> places, std::uint64_t open_files)
+    : sys_(sys),
+      argc_(argc),
+      argv_(argv),
+      current_(std::move(running)),
+      tls_(std::move(tls)),
+      listeners_(std::move(listeners)),
+      places_(std::move(places)),
+      open_files_(open_files),
+      succeeded_(metrics::get_counter("locomov_config_reloads_total", "result=\"ok\"",
+                                      "Configuration reloads (SIGHUP), by outcome")),
+      failed_(metrics::get_counter("locomov_config_reloads_total", "result=\"failed\"",
+                                   "Configuration reloads (SIGHUP), by outcome")) {}
+
+void reloader::reload() {
+  logs::app().info("reloading configuration signal=SIGHUP");
+  try {
+    // Everything that can fail comes first, so a failure leaves all as it was.
+    const options next = reread_options(argc_, argv_);
+    const auto level = logs::parse_level(next.log_level);
+    options applied = with_live_options(current_, next);
+    // The self-signed pair stays where the running state dir has it.
+    auto ctx = net::make_server_context(tls_files(applied));
+
+    std::vector<std::string> changed;
+    for (const auto& option : live_options()) {
+      if (option.value(current_) != option.value(next)) {
+        changed.emplace_back(option.key);
+      }
+    }
+    const auto fingerprints = net::certificate_fingerprints(ctx.get());
+    if (fingerprints != net::certificate_fingerprints(tls_.get())) {
+      changed.emplace_back("certificate");
+    }
+    std::vector<std::string> needs_restart;
+    for (const auto& option : restart_options()) {
+      const auto running = option.value(current_);
+      const auto configured = option.value(next);
+      if (running != configured) {
+        // The connection string may hold a password.
+        const bool secret = std::string{option.key} == "db";
+        logs::app().warn(
+            "option needs a restart to change, keeping the running value option={} running={} "
+            "configured={}",
+            option.key, secret ? "(not shown)" : running, secret ? "(not shown)" : configured);
+        needs_restart.emplace_back(option.key);
+      }
+    }
+
+    // Unchanged TLS keeps the running context: a new one would have new
+    // session ticket keys and an empty cache, so no meter could resume.
+    const bool tls_changed =
+        std::any_of(changed.begin(), changed.end(), [](const std::string& key) {
+          return key == "certificate" || (key.rfind("tls-", 0) == 0 && key != "tls-names");
+        });
+    auto serving = tls_changed ? ctx : tls_;
+
+    // The one step that can still fail, before those that cannot.
+    update_listeners(sys_, listeners_, {serving, applied.connection, applied.keepalive});
+    logs::set_level(level);
+    const auto derived = actors::default_max_connections(open_files_);
+    places_->set_limits(
+        applied.admission.max_connections != 0 ? applied.admission.max_connections : derived,
+        applied.admission.max_per_address);
+    tls_ = std::move(serving);
+    current_ = std::move(applied);
+
+    succeeded_.inc();
+    logs::app().info(
+        "configuration reloaded changed={} needs_restart={} certificate_sha256={} "
+        "max_connections={} max_connections_per_address={}",
+        joined_or_none(changed), joined_or_none(needs_restart),
+        fingerprints.empty() ? "none" : fingerprints.front(), places_->max_total(),
+        places_->max_per_address());
+  } catch (const std::exception& e) {
+    failed_.inc();
+    logs::app().error(
+        "configuration reload failed, still running on the previous configuration reason=\"{}\"",
+        logs::one_line(e.what()));
+  }
+}
+
+}  // namespace locomov::app
