@@ -65,13 +65,15 @@ void set_level(spdlog::level::level_enum level) {
 std::string one_line(const char* text) {
   std::string out;
   for (const char* c = text; *c != '\0'; ++c) {
-    if (*c == '\n' || *c == '\r') {
+    if (*c == '\n' || *c == '\r' || *c == '\t') {
       if (!out.empty() && out.back() != ' ') {
         out.push_back(' ');
       }
       continue;
     }
-    out.push_back(*c);
+    // The text goes inside reason="...": a double quote of its own (libpq
+    // quotes socket paths) would end the field early for a log parser.
+    out.push_back(*c == '"' ? '\'' : *c);
   }
   while (!out.empty() && out.back() == ' ') {
     out.pop_back();

@@ -30,8 +30,10 @@ spdlog::level::level_enum parse_level(const std::string& level);
 /// from any thread: spdlog loggers keep their level in an atomic.
 void set_level(spdlog::level::level_enum level);
 
-/// `text` on one line: libpq's messages carry newlines and hint lines, and a
-/// log line must stay one line for grep and journald.
+/// `text` on one line, fit to stand inside a quoted `reason="..."` field:
+/// libpq's messages carry newlines, tabs before hint lines and quoted paths,
+/// and a log line must stay one line of key=value fields for grep, journald
+/// and log parsers. Line breaks and tabs become one space, `"` becomes `'`.
 std::string one_line(const char* text);
 
 }  // namespace locomov::logs

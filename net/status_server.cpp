@@ -115,9 +115,14 @@ std::string stats_json() {
 status_server::status_server(const settings& s, std::function<readiness()> check)
     : server_(std::make_unique<httplib::Server>()) {
   auto& srv = *server_;
-  // Scrapes are rare and quick: one thread serves them, not a pool per core.
-  srv.new_task_queue = [] { return new httplib::ThreadPool(1); };
-  srv.set_read_timeout(std::chrono::seconds(5));
+  // httplib gives each connection a thread until it closes, so a client
+  // that connects and says nothing, or a scraper keeping its connection
+  // alive, would make probes wait behind it: each request closes its
+  // connection, a silent one is dropped after 2 s, and a few threads
+  // serve the rest meanwhile.
+  srv.new_task_queue = [] { return new httplib::ThreadPool(4); };
+  srv.set_keep_alive_max_count(1);
+  srv.set_read_timeout(std::chrono::seconds(2));
   srv.set_write_timeout(std::chrono::seconds(5));
   srv.set_payload_max_length(4096);
   // httplib's default adds SO_REUSEPORT, which would let a second locomov

@@ -327,8 +327,8 @@ spool::spool(options opts) : opts_(std::move(opts)) {
     ::close(dir_fd_);
     throw;
   }
-  logs::storage().info("spool opened dir={} segments={} rows={} bytes={}", opts_.dir.string(),
-                       segments_.size(), rows_, bytes_);
+  logs::storage().info("spool opened dir={} segments={} packets={} bytes={} max_bytes={}",
+                       opts_.dir.string(), segments_.size(), rows_, bytes_, opts_.max_bytes);
 }
 
 spool::~spool() {

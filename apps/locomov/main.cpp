@@ -230,10 +230,7 @@ std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   so.dir = opts.state_dir / "spool";
   so.max_bytes = opts.spool_max_mb << 20;
   so.segment_bytes = std::min<std::uint64_t>(so.segment_bytes, so.max_bytes);
-  auto spool = std::make_shared<storage::spool>(so);
-  logs::storage().info("spool open dir={} packets={} bytes={} max_bytes={}", so.dir.string(),
-                       spool->rows(), spool->bytes(), so.max_bytes);
-  return spool;
+  return std::make_shared<storage::spool>(so);
 }
 
 int run(int argc, char** argv, const app::options& opts, const sigset_t& signals) {

@@ -30,5 +30,18 @@ TEST(Logging, ParseLevelRejectsAnUnknownName) {
   EXPECT_THROW(parse_level("verbose"), std::invalid_argument);
 }
 
+TEST(Logging, OneLineFitsLibpqsMessageIntoAQuotedField) {
+  // What libpq says when the embedded cluster's socket is gone.
+  const char* libpq =
+      "connection to server on socket \"/var/lib/locomov/postgresql/socket/.s.PGSQL.5432\" "
+      "failed: No such file or directory\n\tIs the server running locally and accepting "
+      "connections on that socket?\n";
+
+  EXPECT_EQ(one_line(libpq),
+            "connection to server on socket '/var/lib/locomov/postgresql/socket/.s.PGSQL.5432' "
+            "failed: No such file or directory Is the server running locally and accepting "
+            "connections on that socket?");
+}
+
 }  // namespace
 }  // namespace locomov::logs

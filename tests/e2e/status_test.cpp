@@ -18,6 +18,7 @@
 
 #include "tests/e2e/daemon_fixture.hpp"
 #include "tests/e2e/http_get.hpp"
+#include "tests/e2e/raw_socket.hpp"
 #include "tests/e2e/tls_client.hpp"
 #include "tests/support/pg_cluster.hpp"
 
@@ -173,6 +174,24 @@ TEST_F(StatusEndpoint, ActorAndWriterFiguresFollowTheTraffic) {
   ASSERT_EQ(stats.status, 200);
   EXPECT_NE(stats.body.find(R"("name": "locomov_writer_commit_seconds")"), std::string::npos);
   EXPECT_NE(stats.body.find(R"("le": "+Inf")"), std::string::npos) << stats.body;
+}
+
+// Probes must not wait behind a client that holds its connection open,
+// silent or kept alive after a scrape.
+TEST_F(StatusEndpoint, ProbesAreAnsweredWhileOtherClientsHoldConnections) {
+  std::vector<raw_socket> silent;
+  for (int i = 0; i < 3; ++i) {
+    silent.emplace_back(daemon_->status_port());
+  }
+  raw_socket scraper(daemon_->status_port());
+  ASSERT_TRUE(scraper.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"));
+  EXPECT_NE(scraper.receive(65536, 2s).find("200 OK"), std::string::npos);
+
+  for (const char* path : {"/healthz", "/readyz"}) {
+    const auto asked = std::chrono::steady_clock::now();
+    EXPECT_EQ(http_get(daemon_->status_port(), path).status, 200) << path;
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, 1s) << path;
+  }
 }
 
 TEST_F(StatusEndpoint, MetricsPassPromtool) {
