@@ -334,7 +334,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   auto signals = block_control_signals();
   try {
-    logs::init(opts.log_level);
+    logs::init(opts.log_level, opts.log_file);
     return run(opts, signals);
   } catch (const std::exception& e) {
     logs::app().critical("cannot start: {}", e.what());

@@ -21,14 +21,14 @@ std::vector<std::string> default_names() {
   return names;
 }
 
-/// A duration option given in `unit` ("seconds" or "milliseconds"), whatever
-/// resolution the setting keeps internally.
+/// A duration option given in `unit` ("days", "seconds" or "milliseconds"),
+/// whatever resolution the setting keeps internally.
 template <class Rep, class Period>
 CLI::Option* add_duration(CLI::App& app, const std::string& name,
                           std::chrono::duration<Rep, Period>& target, const std::string& unit,
                           const std::string& help) {
   using target_type = std::chrono::duration<Rep, Period>;
-  const double unit_seconds = unit == "milliseconds" ? 0.001 : 1.0;
+  const double unit_seconds = unit == "milliseconds" ? 0.001 : (unit == "days" ? 86400.0 : 1.0);
   auto* opt = app.add_option_function<double>(
       name,
       [&target, unit_seconds](double value) {
@@ -96,6 +96,20 @@ options parse_options(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str();
+  app.add_option("--log-file", o.log_file.path,
+                 "Log to this file, rotated by size, instead of stderr; empty: stderr");
+  app.add_option_function<double>(
+         "--log-file-max-mb",
+         [&o](double mb) { o.log_file.max_bytes = static_cast<std::uint64_t>(mb * (1 << 20)); },
+         "Size at which the log file is rotated (fractions allowed: 0.5 is 512 KiB)")
+      ->default_str("10")
+      ->check(CLI::Range(1.0 / 1024, 1024.0 * 1024));
+  app.add_option("--log-file-count", o.log_file.keep,
+                 "Rotated log files kept beside the current one; 0 keeps none")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  add_duration(app, "--log-file-max-age", o.log_file.max_age, "days",
+               "Rotated log files older than this are deleted; 0 means no age limit");
   app.add_option("--threads", o.threads, "Scheduler threads; 0 means one per core")
       ->capture_default_str();
 
@@ -138,8 +152,7 @@ options parse_options(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tls-groups", o.tls.groups, "Key exchange groups in preference order")
       ->capture_default_str();
-  app.add_option("--tls-names", o.tls_names,
-                 "Names and addresses of the self-signed certificate")
+  app.add_option("--tls-names", o.tls_names, "Names and addresses of the self-signed certificate")
       ->delimiter(',');
 
   app.add_option("--db", o.db,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "actors/settings.hpp"
+#include "common/logging.hpp"
 #include "net/tcp.hpp"
 #include "net/tls_context.hpp"
 
@@ -16,6 +17,7 @@ namespace locomov::app {
 struct options {
   std::filesystem::path state_dir = "/var/lib/locomov";
   std::string log_level = "info";
+  logs::file_settings log_file;  // path empty: stderr
   unsigned threads = 0;  // 0: one per core
 
   std::string packet_listen = "0.0.0.0";
