@@ -16,6 +16,7 @@
 #include "actors/listener.hpp"
 #include "actors/messages.hpp"
 #include "actors/pipeline.hpp"
+#include "apps/locomov/daemonize.hpp"
 #include "apps/locomov/options.hpp"
 #include "apps/locomov/service_manager.hpp"
 #include "common/logging.hpp"
@@ -223,7 +224,7 @@ std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   return spool;
 }
 
-int run(const app::options& opts, const sigset_t& signals) {
+int run(const app::options& opts, const sigset_t& signals, app::start_report& report) {
   const auto files = raise_and_log_open_files_limit();
   auto places = make_admission(opts, files);
   std::filesystem::create_directories(opts.state_dir);
@@ -287,6 +288,7 @@ int run(const app::options& opts, const sigset_t& signals) {
   }
 
   app::notify_ready("accepting connections");
+  report.ready();
   // With a systemd watchdog, the wait for a signal wakes at half its
   // interval to ping it.
   const auto watchdog = app::watchdog_interval();
@@ -325,6 +327,17 @@ int run(const app::options& opts, const sigset_t& signals) {
   return 0;
 }
 
+/// A failed start, logged and told to whoever started locomov: the
+/// --daemon parent, and the terminal when the log goes to a file.
+int start_failed(const app::options& opts, app::start_report& report, const std::exception& e) {
+  logs::app().critical("cannot start: {}", e.what());
+  report.failed(logs::one_line(e.what()));
+  if (!opts.log_file.path.empty()) {
+    std::cerr << "locomov: cannot start: " << e.what() << std::endl;
+  }
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -332,12 +345,30 @@ int main(int argc, char** argv) {
   // A write to a peer that has gone raises SIGPIPE, whose default action
   // would end the whole server.
   std::signal(SIGPIPE, SIG_IGN);
-  auto signals = block_control_signals();
+  std::unique_ptr<app::pidfile> pidfile;
+  app::start_report report;
   try {
     logs::init(opts.log_level, opts.log_file);
-    return run(opts, signals);
+    // Locked before the fork, so that "already running" reaches the
+    // terminal; the daemon inherits the lock.
+    if (!opts.pidfile.empty()) {
+      pidfile = std::make_unique<app::pidfile>(opts.pidfile);
+    }
+    if (opts.daemon) {
+      report = app::daemonize();
+    }
+    if (pidfile) {
+      pidfile->write_own_pid();
+    }
   } catch (const std::exception& e) {
-    logs::app().critical("cannot start: {}", e.what());
-    return 1;
+    return start_failed(opts, report, e);
+  }
+  // Blocked after the fork: the parent of --daemon waits with its signals
+  // as they were, so Ctrl-C still ends it.
+  auto signals = block_control_signals();
+  try {
+    return run(opts, signals, report);
+  } catch (const std::exception& e) {
+    return start_failed(opts, report, e);
   }
 }

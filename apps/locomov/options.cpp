@@ -110,6 +110,12 @@ options parse_options(int argc, char** argv) {
       ->capture_default_str();
   add_duration(app, "--log-file-max-age", o.log_file.max_age, "days",
                "Rotated log files older than this are deleted; 0 means no age limit");
+  app.add_flag("--daemon", o.daemon,
+               "Run in the background: the command returns once locomov serves (status 0) or "
+               "has failed to start (status 1, with the reason); needs --log-file");
+  app.add_option("--pidfile", o.pidfile,
+                 "Write the process id to this file, locked while locomov runs; a second "
+                 "locomov with the same file refuses to start");
   app.add_option("--threads", o.threads, "Scheduler threads; 0 means one per core")
       ->capture_default_str();
 
@@ -239,6 +245,18 @@ options parse_options(int argc, char** argv) {
   o.confos.retry_for = o.writer.retry_for;
   o.confos.write_timeout = o.writer.write_timeout;
   o.connection.confo_defaults = o.confos.defaults;
+  if (o.daemon && o.log_file.path.empty()) {
+    std::cerr << "locomov: --daemon needs --log-file: a daemon's stderr is /dev/null\n";
+    std::exit(2);
+  }
+  // A daemon works from /, so relative paths are taken from where
+  // locomov was started, before it moves.
+  for (auto* path :
+       {&o.state_dir, &o.log_file.path, &o.pidfile, &o.tls.cert_file, &o.tls.key_file}) {
+    if (!path->empty()) {
+      *path = std::filesystem::absolute(*path);
+    }
+  }
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
     std::cerr << "locomov: --tls-cert and --tls-key go together; give both or neither\n";
     std::exit(2);

@@ -18,6 +18,8 @@ struct options {
   std::filesystem::path state_dir = "/var/lib/locomov";
   std::string log_level = "info";
   logs::file_settings log_file;  // path empty: stderr
+  bool daemon = false;           // fork to the background once ready
+  std::filesystem::path pidfile;  // empty: none
   unsigned threads = 0;  // 0: one per core
 
   std::string packet_listen = "0.0.0.0";

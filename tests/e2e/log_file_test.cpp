@@ -80,9 +80,9 @@ TEST(LogFile, RotatesBySizeKeepsTheCountAndWritesWholeLines) {
   const auto oldest = read_all(logs / "locomov.2.log");
   ASSERT_TRUE(send_until(d, 3000, [&] { return read_all(logs / "locomov.2.log") != oldest; }));
 
-  const std::regex line(
-      R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (trace|debug|info|warning|error|critical) )"
-      R"(\[(app|storage|net|actors|protocol)\] \S.*)");
+  const std::regex line(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d )"
+                        R"((trace|debug|info|warning|error|critical) )"
+                        R"(\[(app|storage|net|actors|protocol)\] \S.*)");
   std::set<std::string> names;
   for (const auto& entry : fs::directory_iterator(logs.path())) {
     names.insert(entry.path().filename().string());
