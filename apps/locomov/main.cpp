@@ -18,6 +18,7 @@
 #include "actors/pipeline.hpp"
 #include "apps/locomov/daemonize.hpp"
 #include "apps/locomov/options.hpp"
+#include "apps/locomov/privileges.hpp"
 #include "apps/locomov/service_manager.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
@@ -68,6 +69,10 @@ std::string database_conninfo(const app::options& opts,
   storage::embedded_cluster::options co;
   co.dir = opts.state_dir / "postgresql";
   co.port = opts.embedded_db_port;
+  if (!opts.user.empty()) {
+    // locomov must still be able to stop it once it has become `user`.
+    co.service_user = opts.user;
+  }
   cluster = std::make_unique<storage::embedded_cluster>(co);
   logs::storage().info("starting embedded PostgreSQL dir={}", co.dir.string());
   cluster->start();
@@ -224,7 +229,8 @@ std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   return spool;
 }
 
-int run(const app::options& opts, const sigset_t& signals, app::start_report& report) {
+int run(const app::options& opts, const sigset_t& signals, app::start_report& report,
+        const std::optional<accounts::account>& account) {
   const auto files = raise_and_log_open_files_limit();
   auto places = make_admission(opts, files);
   std::filesystem::create_directories(opts.state_dir);
@@ -270,6 +276,10 @@ int run(const app::options& opts, const sigset_t& signals, app::start_report& re
             return r;
           });
     }
+    // Every port is bound: root is no longer needed. What locomov made as
+    // root and writes to later goes to the account first.
+    app::drop_privileges(account,
+                         {opts.log_file.path, opts.state_dir / "spool", opts.state_dir / "tls"});
   } catch (const std::exception&) {
     // The actor system's destructor waits for every actor to end: without
     // this, a port in use would hang start-up instead of ending it.
@@ -347,7 +357,11 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<app::pidfile> pidfile;
   app::start_report report;
+  std::optional<accounts::account> account;
   try {
+    account = app::service_account(opts.user, opts.group);
+    app::prepare_folder(account, opts.log_file.path.parent_path(), true);
+    app::prepare_folder(account, opts.state_dir, false);
     logs::init(opts.log_level, opts.log_file);
     // Locked before the fork, so that "already running" reaches the
     // terminal; the daemon inherits the lock.
@@ -367,7 +381,7 @@ int main(int argc, char** argv) {
   // as they were, so Ctrl-C still ends it.
   auto signals = block_control_signals();
   try {
-    return run(opts, signals, report);
+    return run(opts, signals, report, account);
   } catch (const std::exception& e) {
     return start_failed(opts, report, e);
   }

@@ -116,6 +116,10 @@ options parse_options(int argc, char** argv) {
   app.add_option("--pidfile", o.pidfile,
                  "Write the process id to this file, locked while locomov runs; a second "
                  "locomov with the same file refuses to start");
+  app.add_option("--user", o.user,
+                 "When started as root, serve as this user once the ports are bound; the "
+                 "embedded PostgreSQL then runs as this user too");
+  app.add_option("--group", o.group, "Primary group for --user instead of the user's own");
   app.add_option("--threads", o.threads, "Scheduler threads; 0 means one per core")
       ->capture_default_str();
 

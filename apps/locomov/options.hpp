@@ -20,6 +20,8 @@ struct options {
   logs::file_settings log_file;  // path empty: stderr
   bool daemon = false;           // fork to the background once ready
   std::filesystem::path pidfile;  // empty: none
+  std::string user;               // as root: serve as this user once the ports are bound
+  std::string group;              // its primary group instead of the user's own
   unsigned threads = 0;  // 0: one per core
 
   std::string packet_listen = "0.0.0.0";
