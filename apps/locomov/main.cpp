@@ -338,11 +338,11 @@ int run(const app::options& opts, const sigset_t& signals, app::start_report& re
 }
 
 /// A failed start, logged and told to whoever started locomov: the
-/// --daemon parent, and the terminal when the log goes to a file.
-int start_failed(const app::options& opts, app::start_report& report, const std::exception& e) {
+/// --daemon parent, and the terminal when the log went to a file.
+int start_failed(bool logging_to_file, app::start_report& report, const std::exception& e) {
   logs::app().critical("cannot start: {}", e.what());
   report.failed(logs::one_line(e.what()));
-  if (!opts.log_file.path.empty()) {
+  if (logging_to_file) {
     std::cerr << "locomov: cannot start: " << e.what() << std::endl;
   }
   return 1;
@@ -358,11 +358,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<app::pidfile> pidfile;
   app::start_report report;
   std::optional<accounts::account> account;
+  bool logging_to_file = false;
   try {
     account = app::service_account(opts.user, opts.group);
     app::prepare_folder(account, opts.log_file.path.parent_path(), true);
     app::prepare_folder(account, opts.state_dir, false);
     logs::init(opts.log_level, opts.log_file);
+    logging_to_file = !opts.log_file.path.empty();
     // Locked before the fork, so that "already running" reaches the
     // terminal; the daemon inherits the lock.
     if (!opts.pidfile.empty()) {
@@ -375,7 +377,7 @@ int main(int argc, char** argv) {
       pidfile->write_own_pid();
     }
   } catch (const std::exception& e) {
-    return start_failed(opts, report, e);
+    return start_failed(logging_to_file, report, e);
   }
   // Blocked after the fork: the parent of --daemon waits with its signals
   // as they were, so Ctrl-C still ends it.
@@ -383,6 +385,6 @@ int main(int argc, char** argv) {
   try {
     return run(opts, signals, report, account);
   } catch (const std::exception& e) {
-    return start_failed(opts, report, e);
+    return start_failed(logging_to_file, report, e);
   }
 }

@@ -103,7 +103,7 @@ options parse_options(int argc, char** argv) {
          [&o](double mb) { o.log_file.max_bytes = static_cast<std::uint64_t>(mb * (1 << 20)); },
          "Size at which the log file is rotated (fractions allowed: 0.5 is 512 KiB)")
       ->default_str("10")
-      ->check(CLI::Range(1.0 / 1024, 1024.0 * 1024));
+      ->check(CLI::Range(0.001, 1024.0 * 1024, "FLOAT in [0.001 - 1048576]"));
   app.add_option("--log-file-count", o.log_file.keep,
                  "Rotated log files kept beside the current one; 0 keeps none")
       ->check(CLI::Range(0, 1000))
