@@ -62,6 +62,7 @@ int wait_for_signal(const sigset_t& signals, std::chrono::microseconds ping_ever
 }
 
 std::string database_conninfo(const app::options& opts,
+                              const std::optional<accounts::account>& account,
                               std::unique_ptr<storage::embedded_cluster>& cluster) {
   if (!opts.db.empty()) {
     return opts.db;
@@ -69,9 +70,9 @@ std::string database_conninfo(const app::options& opts,
   storage::embedded_cluster::options co;
   co.dir = opts.state_dir / "postgresql";
   co.port = opts.embedded_db_port;
-  if (!opts.user.empty()) {
-    // locomov must still be able to stop it once it has become `user`.
-    co.service_user = opts.user;
+  if (account) {
+    // locomov must still be able to stop it once it has become that user.
+    co.service_user = account->name;
   }
   cluster = std::make_unique<storage::embedded_cluster>(co);
   logs::storage().info("starting embedded PostgreSQL dir={}", co.dir.string());
@@ -235,7 +236,7 @@ int run(const app::options& opts, const sigset_t& signals, app::start_report& re
   auto places = make_admission(opts, files);
   std::filesystem::create_directories(opts.state_dir);
   std::unique_ptr<storage::embedded_cluster> cluster;
-  auto conninfo = database_conninfo(opts, cluster);
+  auto conninfo = database_conninfo(opts, account, cluster);
   migrate_schema(conninfo);
   auto tls = tls_files(opts);
   auto ctx = net::make_server_context(tls);

@@ -65,8 +65,16 @@ TEST_F(DropPrivileges, ServesAsTheUserWritesItsLogAndStopsItsClusterAtExit) {
   daemon d(as_user());
   const pid_t pid = d.proc().pid();
 
-  EXPECT_EQ(proc_status(pid, "Uid"), all_four(uid_));
-  EXPECT_EQ(proc_status(pid, "Gid"), all_four(gid_));
+  // Every thread, not only the main one: CAF's workers, the accept and
+  // status threads were started before the switch.
+  int threads = 0;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    EXPECT_EQ(proc_status(tid, "Uid"), all_four(uid_)) << "thread " << tid;
+    EXPECT_EQ(proc_status(tid, "Gid"), all_four(gid_)) << "thread " << tid;
+    ++threads;
+  }
+  EXPECT_GT(threads, 3);
   tls_client::options o;
   o.port = d.packet_port();
   o.ca = d.ca_file();
