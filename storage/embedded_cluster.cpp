@@ -1,9 +1,7 @@
 #include "storage/embedded_cluster.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <locale.h>
-#include <pwd.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,6 +19,8 @@
 #include <system_error>
 #include <vector>
 
+#include "common/accounts.hpp"
+
 extern char** environ;
 
 namespace locomov::storage {
@@ -29,16 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* postgres_user = "postgres";
 constexpr const char* runuser_candidates[] = {"/usr/sbin/runuser", "/sbin/runuser"};
 constexpr std::size_t log_tail_lines = 30;
-
-/// The account the server runs as when we are root.
-struct service_account {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
-};
 
 struct run_result {
   int exit_code = -1;
@@ -49,77 +41,16 @@ struct run_result {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-service_account lookup_service_account() {
-  errno = 0;
-  const passwd* pw = ::getpwnam(postgres_user);
-  if (pw == nullptr) {
-    throw std::runtime_error(std::string("running as root, but there is no user '") +
-                             postgres_user + "' to run PostgreSQL as");
-  }
-  service_account acct;
-  acct.uid = pw->pw_uid;
-  acct.gid = pw->pw_gid;
-  int count = 32;
-  acct.groups.resize(static_cast<std::size_t>(count));
-  while (::getgrouplist(postgres_user, acct.gid, acct.groups.data(), &count) < 0) {
-    acct.groups.resize(static_cast<std::size_t>(count));
-  }
-  acct.groups.resize(static_cast<std::size_t>(count));
-  return acct;
-}
-
-bool can_traverse(const service_account& acct, const struct stat& st) {
-  if (st.st_uid == acct.uid) {
-    return (st.st_mode & S_IXUSR) != 0;
-  }
-  if (std::find(acct.groups.begin(), acct.groups.end(), st.st_gid) != acct.groups.end()) {
-    return (st.st_mode & S_IXGRP) != 0;
-  }
-  return (st.st_mode & S_IXOTH) != 0;
-}
-
-/// postgres must reach its data folder through every parent of `dir`; root
-/// reaches anything, so without this check the failure would only show as
-/// an obscure initdb or pg_ctl error. ACLs are not consulted.
-void require_traversable(const service_account& acct, const fs::path& dir) {
-  fs::path prefix;
-  for (const auto& part : dir.parent_path()) {
-    prefix /= part;
-    struct stat st {};
-    if (::stat(prefix.c_str(), &st) != 0) {
-      throw_errno("cannot stat " + prefix.string());
-    }
-    if (!can_traverse(acct, st)) {
-      std::ostringstream mode;
-      mode << std::oct << (st.st_mode & 07777);
-      throw std::runtime_error("user '" + std::string(postgres_user) + "' cannot traverse " +
-                               prefix.string() + " (mode " + mode.str() +
-                               "), so it cannot reach " + dir.string() +
-                               "; choose a folder whose parents it may enter, or chmod o+x " +
-                               prefix.string());
-    }
-  }
-}
-
 /// Hands the folders the server writes to its account: the cluster folder
 /// itself (pg_ctl creates the log there), data/ and socket/.
-void chown_tree(const service_account& acct, const fs::path& dir) {
-  const auto give = [&](const fs::path& p) {
-    if (::lchown(p.c_str(), acct.uid, acct.gid) != 0) {
-      throw_errno("cannot chown " + p.string());
-    }
-  };
-  give(dir);
+void chown_tree(const accounts::account& acct, const fs::path& dir) {
+  if (::lchown(dir.c_str(), acct.uid, acct.gid) != 0) {
+    throw_errno("cannot chown " + dir.string());
+  }
   for (const char* sub : {"data", "socket", "server.log"}) {
     const fs::path p = dir / sub;
-    if (!fs::exists(fs::symlink_status(p))) {
-      continue;
-    }
-    give(p);
-    if (fs::is_directory(fs::symlink_status(p))) {
-      for (const auto& entry : fs::recursive_directory_iterator(p)) {
-        give(entry.path());
-      }
+    if (fs::exists(fs::symlink_status(p))) {
+      accounts::give(acct, p);
     }
   }
 }
@@ -310,8 +241,10 @@ fs::path embedded_cluster::log_file() const {
 
 std::vector<std::string> embedded_cluster::command(const std::string& tool) const {
   std::vector<std::string> argv;
-  if (as_service_user_) {
-    argv = {find_runuser().string(), "-u", postgres_user, "--"};
+  // Once locomov itself has switched to the service user (its `user`
+  // option), it runs the tools as it is: runuser needs root.
+  if (as_service_user_ && ::geteuid() == 0) {
+    argv = {find_runuser().string(), "-u", opts_.service_user, "--"};
   }
   argv.push_back((opts_.bin_dir / tool).string());
   return argv;
@@ -348,8 +281,18 @@ void embedded_cluster::prepare_folders() {
 
   as_service_user_ = ::geteuid() == 0;
   if (as_service_user_) {
-    const service_account acct = lookup_service_account();
-    require_traversable(acct, opts_.dir);
+    const auto acct = [&] {
+      try {
+        return accounts::lookup(opts_.service_user);
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(
+            std::string("running as root, PostgreSQL needs a user to run as: ") + e.what());
+      }
+    }();
+    // postgres must reach its data folder through every parent; root
+    // reaches anything, so without this check the failure would only show
+    // as an obscure initdb or pg_ctl error.
+    accounts::require_traversable(acct, opts_.dir.parent_path());
     chown_tree(acct, opts_.dir);
   }
 }

@@ -10,9 +10,11 @@ namespace locomov::storage {
 /// start, pg_ctl start/stop. It listens on a unix socket only (no TCP), in a
 /// folder inside `dir`, and trusts local connections, so only the owner of
 /// the socket (and root) can connect. When the process runs as root the
-/// cluster's files belong to, and its server runs as, the `postgres` user,
-/// since postgres refuses to run as root. Used by the daemon's embedded
-/// default and by the tests' harness. Not thread-safe.
+/// cluster's files belong to, and its server runs as, `service_user`
+/// (`postgres` unless told otherwise), since postgres refuses to run as
+/// root. A process that switches to `service_user` after start() can still
+/// stop() it. Used by the daemon's embedded default and by the tests'
+/// harness. Not thread-safe.
 class embedded_cluster {
  public:
   struct options {
@@ -21,6 +23,8 @@ class embedded_cluster {
     std::string superuser = "locomov";
     std::string database = "locomov";
     std::filesystem::path bin_dir = "/usr/lib/postgresql/15/bin";
+    /// The server's account when the process is root.
+    std::string service_user = "postgres";
   };
 
   explicit embedded_cluster(options opts);

@@ -17,7 +17,9 @@
 #include "actors/liveness.hpp"
 #include "actors/messages.hpp"
 #include "actors/pipeline.hpp"
+#include "apps/locomov/daemonize.hpp"
 #include "apps/locomov/options.hpp"
+#include "apps/locomov/privileges.hpp"
 #include "apps/locomov/reload.hpp"
 #include "apps/locomov/service_manager.hpp"
 #include "common/logging.hpp"
@@ -62,6 +64,7 @@ int wait_for_signal(const sigset_t& signals, std::chrono::microseconds ping_ever
 }
 
 std::string database_conninfo(const app::options& opts,
+                              const std::optional<accounts::account>& account,
                               std::unique_ptr<storage::embedded_cluster>& cluster) {
   if (!opts.db.empty()) {
     return opts.db;
@@ -69,6 +72,10 @@ std::string database_conninfo(const app::options& opts,
   storage::embedded_cluster::options co;
   co.dir = opts.state_dir / "postgresql";
   co.port = opts.embedded_db_port;
+  if (account) {
+    // locomov must still be able to stop it once it has become that user.
+    co.service_user = account->name;
+  }
   cluster = std::make_unique<storage::embedded_cluster>(co);
   logs::storage().info("starting embedded PostgreSQL dir={}", co.dir.string());
   cluster->start();
@@ -233,12 +240,13 @@ std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   return std::make_shared<storage::spool>(so);
 }
 
-int run(int argc, char** argv, const app::options& opts, const sigset_t& signals) {
+int run(int argc, char** argv, const app::options& opts, const sigset_t& signals,
+        app::start_report& report, const std::optional<accounts::account>& account) {
   const auto files = raise_and_log_open_files_limit();
   auto places = make_admission(opts, files);
   std::filesystem::create_directories(opts.state_dir);
   std::unique_ptr<storage::embedded_cluster> cluster;
-  auto conninfo = database_conninfo(opts, cluster);
+  auto conninfo = database_conninfo(opts, account, cluster);
   migrate_schema(conninfo);
   auto tls = app::tls_files(opts);
   auto ctx = net::make_server_context(tls);
@@ -279,6 +287,10 @@ int run(int argc, char** argv, const app::options& opts, const sigset_t& signals
             return r;
           });
     }
+    // Every port is bound: root is no longer needed. What locomov made as
+    // root and writes to later goes to the account first.
+    app::drop_privileges(account,
+                         {opts.log_file.path, opts.state_dir / "spool", opts.state_dir / "tls"});
   } catch (const std::exception&) {
     // The actor system's destructor waits for every actor to end: without
     // this, a port in use would hang start-up instead of ending it.
@@ -303,6 +315,7 @@ int run(int argc, char** argv, const app::options& opts, const sigset_t& signals
   app::reloader reloader{sys, argc, argv, opts, ctx, std::move(brokers), places, files.soft};
 
   app::notify_ready("accepting connections");
+  report.ready();
   // With a systemd watchdog, the wait for a signal wakes at half its
   // interval to ping it.
   const auto watchdog = app::watchdog_interval();
@@ -343,19 +356,55 @@ int run(int argc, char** argv, const app::options& opts, const sigset_t& signals
   return 0;
 }
 
+/// A failed start, logged and told to whoever started locomov: the
+/// --daemon parent, and the terminal when the log went to a file.
+int start_failed(bool logging_to_file, app::start_report& report, const std::exception& e) {
+  logs::app().critical("cannot start: {}", e.what());
+  report.failed(logs::one_line(e.what()));
+  if (logging_to_file) {
+    std::cerr << "locomov: cannot start: " << e.what() << std::endl;
+  }
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  app::pin_config_path(argc, argv);
   auto opts = app::parse_options(argc, argv);
   // A write to a peer that has gone raises SIGPIPE, whose default action
   // would end the whole server.
   std::signal(SIGPIPE, SIG_IGN);
+  std::unique_ptr<app::pidfile> pidfile;
+  app::start_report report;
+  std::optional<accounts::account> account;
+  bool logging_to_file = false;
+  try {
+    account = app::service_account(opts.user, opts.group);
+    app::prepare_folder(account, opts.log_file.path.parent_path(), true);
+    app::prepare_folder(account, opts.state_dir, false);
+    logs::init(opts.log_level, opts.log_file);
+    logging_to_file = !opts.log_file.path.empty();
+    // Locked before the fork, so that "already running" reaches the
+    // terminal; the daemon inherits the lock.
+    if (!opts.pidfile.empty()) {
+      pidfile = std::make_unique<app::pidfile>(opts.pidfile);
+    }
+    if (opts.daemon) {
+      report = app::daemonize();
+    }
+    if (pidfile) {
+      pidfile->write_own_pid();
+    }
+  } catch (const std::exception& e) {
+    return start_failed(logging_to_file, report, e);
+  }
+  // Blocked after the fork: the parent of --daemon waits with its signals
+  // as they were, so Ctrl-C still ends it.
   auto signals = block_control_signals();
   try {
-    logs::init(opts.log_level);
-    return run(argc, argv, opts, signals);
+    return run(argc, argv, opts, signals, report, account);
   } catch (const std::exception& e) {
-    logs::app().critical("cannot start: {}", e.what());
-    return 1;
+    return start_failed(logging_to_file, report, e);
   }
 }

@@ -2,7 +2,10 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <deque>
+#include <filesystem>
 #include <iostream>
+#include <string_view>
 #include <sstream>
 #include <stdexcept>
 
@@ -22,14 +25,14 @@ std::vector<std::string> default_names() {
   return names;
 }
 
-/// A duration option given in `unit` ("seconds" or "milliseconds"), whatever
-/// resolution the setting keeps internally.
+/// A duration option given in `unit` ("days", "seconds" or "milliseconds"),
+/// whatever resolution the setting keeps internally.
 template <class Rep, class Period>
 CLI::Option* add_duration(CLI::App& app, const std::string& name,
                           std::chrono::duration<Rep, Period>& target, const std::string& unit,
                           const std::string& help) {
   using target_type = std::chrono::duration<Rep, Period>;
-  const double unit_seconds = unit == "milliseconds" ? 0.001 : 1.0;
+  const double unit_seconds = unit == "milliseconds" ? 0.001 : (unit == "days" ? 86400.0 : 1.0);
   auto* opt = app.add_option_function<double>(
       name,
       [&target, unit_seconds](double value) {
@@ -98,6 +101,30 @@ options parse(int argc, char** argv, on_error errors) {
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str();
+  app.add_option("--log-file", o.log_file.path,
+                 "Log to this file, rotated by size, instead of stderr; empty: stderr");
+  app.add_option_function<double>(
+         "--log-file-max-mb",
+         [&o](double mb) { o.log_file.max_bytes = static_cast<std::uint64_t>(mb * (1 << 20)); },
+         "Size at which the log file is rotated (fractions allowed: 0.5 is 512 KiB)")
+      ->default_str("10")
+      ->check(CLI::Range(0.001, 1024.0 * 1024, "FLOAT in [0.001 - 1048576]"));
+  app.add_option("--log-file-count", o.log_file.keep,
+                 "Rotated log files kept beside the current one; 0 keeps none")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  add_duration(app, "--log-file-max-age", o.log_file.max_age, "days",
+               "Rotated log files older than this are deleted; 0 means no age limit");
+  app.add_flag("--daemon", o.daemon,
+               "Run in the background: the command returns once locomov serves (status 0) or "
+               "has failed to start (status 1, with the reason); needs --log-file");
+  app.add_option("--pidfile", o.pidfile,
+                 "Write the process id to this file, locked while locomov runs; a second "
+                 "locomov with the same file refuses to start");
+  app.add_option("--user", o.user,
+                 "When started as root, serve as this user once the ports are bound; the "
+                 "embedded PostgreSQL then runs as this user too");
+  app.add_option("--group", o.group, "Primary group for --user instead of the user's own");
   app.add_option("--threads", o.threads, "Scheduler threads; 0 means one per core")
       ->capture_default_str();
 
@@ -140,8 +167,7 @@ options parse(int argc, char** argv, on_error errors) {
       ->capture_default_str();
   app.add_option("--tls-groups", o.tls.groups, "Key exchange groups in preference order")
       ->capture_default_str();
-  app.add_option("--tls-names", o.tls_names,
-                 "Names and addresses of the self-signed certificate")
+  app.add_option("--tls-names", o.tls_names, "Names and addresses of the self-signed certificate")
       ->delimiter(',');
 
   app.add_option("--db", o.db,
@@ -231,6 +257,18 @@ options parse(int argc, char** argv, on_error errors) {
   o.confos.retry_for = o.writer.retry_for;
   o.confos.write_timeout = o.writer.write_timeout;
   o.connection.confo_defaults = o.confos.defaults;
+  if (o.daemon && o.log_file.path.empty()) {
+    std::cerr << "locomov: --daemon needs --log-file: a daemon's stderr is /dev/null\n";
+    std::exit(2);
+  }
+  // A daemon works from /, so relative paths are taken from where
+  // locomov was started, before it moves.
+  for (auto* path :
+       {&o.state_dir, &o.log_file.path, &o.pidfile, &o.tls.cert_file, &o.tls.key_file}) {
+    if (!path->empty()) {
+      *path = std::filesystem::absolute(*path);
+    }
+  }
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
     const char* message = "--tls-cert and --tls-key go together; give both or neither";
     if (errors == on_error::throw_error) {
@@ -245,6 +283,25 @@ options parse(int argc, char** argv, on_error errors) {
 }  // namespace
 
 options parse_options(int argc, char** argv) { return parse(argc, argv, on_error::exit); }
+
+void pin_config_path(int argc, char** argv) {
+  // Leaked on purpose: argv keeps pointing into it until the process ends.
+  static auto* pinned = new std::deque<std::string>;
+  const std::string_view flag = "--config";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == flag && i + 1 < argc) {
+      ++i;
+      pinned->push_back(std::filesystem::absolute(argv[i]).string());
+      argv[i] = pinned->back().data();
+    } else if (arg.substr(0, flag.size() + 1) == "--config=") {
+      pinned->push_back("--config=" +
+                        std::filesystem::absolute(std::string(arg.substr(flag.size() + 1)))
+                            .string());
+      argv[i] = pinned->back().data();
+    }
+  }
+}
 
 options reread_options(int argc, char** argv) { return parse(argc, argv, on_error::throw_error); }
 

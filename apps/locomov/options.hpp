@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "actors/settings.hpp"
+#include "common/logging.hpp"
 #include "net/tcp.hpp"
 #include "net/tls_context.hpp"
 
@@ -16,6 +17,11 @@ namespace locomov::app {
 struct options {
   std::filesystem::path state_dir = "/var/lib/locomov";
   std::string log_level = "info";
+  logs::file_settings log_file;  // path empty: stderr
+  bool daemon = false;           // fork to the background once ready
+  std::filesystem::path pidfile;  // empty: none
+  std::string user;               // as root: serve as this user once the ports are bound
+  std::string group;              // its primary group instead of the user's own
   unsigned threads = 0;  // 0: one per core
 
   std::string packet_listen = "0.0.0.0";
@@ -48,6 +54,11 @@ struct options {
 /// the command line win over the file. Unknown keys in the file are errors.
 /// Exits the process for --help, --version and usage errors (status 2).
 options parse_options(int argc, char** argv);
+
+/// Makes the path of `--config FILE` (or `--config=FILE`) in `argv`
+/// absolute, so that a SIGHUP finds the same file after `--daemon` moved
+/// to /. Replaced arguments point into storage that lives for the process.
+void pin_config_path(int argc, char** argv);
 
 /// As parse_options, for SIGHUP: reads the same arguments and config file
 /// again, but throws std::runtime_error saying what is wrong instead of

@@ -109,6 +109,15 @@ const std::vector<option_view>& restart_options() {
       {"write-retry-for", [](const options& o) { return text(o.writer.retry_for); }},
       {"write-timeout", [](const options& o) { return text(o.writer.write_timeout); }},
       {"spool-max-mb", [](const options& o) { return text(o.spool_max_mb); }},
+      // The log sink is opened once, before the fork and the switch of user.
+      {"log-file", [](const options& o) { return text(o.log_file.path); }},
+      {"log-file-max-mb", [](const options& o) { return text(o.log_file.max_bytes); }},
+      {"log-file-count", [](const options& o) { return text(o.log_file.keep); }},
+      {"log-file-max-age", [](const options& o) { return text(o.log_file.max_age); }},
+      {"daemon", [](const options& o) { return text(o.daemon); }},
+      {"pidfile", [](const options& o) { return text(o.pidfile); }},
+      {"user", [](const options& o) { return text(o.user); }},
+      {"group", [](const options& o) { return text(o.group); }},
   };
   return list;
 }

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -42,6 +44,10 @@ daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) 
     argv.insert(argv.end(), {"--log-level", "debug"});
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
+  if (auto f = std::find(extra.begin(), extra.end(), "--log-file");
+      f != extra.end() && f + 1 != extra.end()) {
+    log_file_ = *(f + 1);
+  }
   argv_ = std::move(argv);
   open_files_ = open_files;
   start_and_wait();
@@ -62,7 +68,10 @@ void daemon::start_and_wait() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  throw std::runtime_error("locomov did not become ready:\n" + log());
+  // A log file that cannot be opened is reported on stderr.
+  const auto stderr_text =
+      log_file_.empty() ? std::string() : "\n--- stderr ---\n" + proc_->output();
+  throw std::runtime_error("locomov did not become ready:\n" + log() + stderr_text);
 }
 
 daemon::~daemon() {
@@ -72,6 +81,16 @@ daemon::~daemon() {
     std::error_code ec;
     std::filesystem::remove_all(state_dir_, ec);
   }
+}
+
+std::string daemon::log() const {
+  if (log_file_.empty()) {
+    return proc_->output();
+  }
+  std::ifstream in(log_file_);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 int daemon::log_lines_with(const std::vector<std::string>& parts) const {

@@ -18,6 +18,8 @@ class daemon {
   /// is ready (or throws with its output). Without "--db" in `extra`, the
   /// daemon starts its embedded database; without "--log-level", it logs at
   /// debug. `open_files`, when not 0, is its soft and hard descriptor limit.
+  /// With "--log-file PATH" in `extra`, log() reads that file instead of the
+  /// daemon's stderr.
   explicit daemon(const std::vector<std::string>& extra, std::uint64_t open_files = 0);
   ~daemon();
 
@@ -30,7 +32,8 @@ class daemon {
   const std::filesystem::path& state_dir() const { return state_dir_; }
   std::filesystem::path ca_file() const { return state_dir_ / "tls" / "ca.crt"; }
   process& proc() { return *proc_; }
-  std::string log() const { return proc_->output(); }
+  /// What the daemon has logged (to its current log file with --log-file).
+  std::string log() const;
 
   /// How many lines of the log hold every one of `parts`.
   int log_lines_with(const std::vector<std::string>& parts) const;
@@ -51,6 +54,7 @@ class daemon {
 
   std::vector<std::string> argv_;
   std::uint64_t open_files_ = 0;
+  std::filesystem::path log_file_;
   int starts_ = 0;
   std::filesystem::path state_dir_;
   int packet_port_ = 0;

@@ -127,6 +127,18 @@ std::string read_file(const char* path) {
 
 }  // namespace
 
+std::string proc_status(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  const auto prefix = field + ":";
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) {
+      const auto start = line.find_first_not_of(" \t", prefix.size());
+      return start == std::string::npos ? std::string() : line.substr(start);
+    }
+  }
+  return {};
+}
+
 command_result run_command(const std::vector<std::string>& argv, const std::string& input,
                            std::chrono::milliseconds limit, const std::string& stop_at) {
   char out_path[] = "/tmp/locomov-cmd-XXXXXX";

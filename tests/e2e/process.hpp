@@ -44,6 +44,11 @@ class process {
   std::filesystem::path log_;
 };
 
+/// The value of `field` ("Uid", "Gid", "State", ...) in /proc/PID/status,
+/// such as "65534\t65534\t65534\t65534"; empty when there is no such
+/// process or field.
+std::string proc_status(pid_t pid, const std::string& field);
+
 /// Output and exit status of a finished command.
 struct command_result {
   int status = -1;
