@@ -77,11 +77,13 @@ struct queue_state {
   static inline const char* name = "test-queue";
 };
 
-caf::behavior slow_queue(caf::stateful_actor<queue_state>* self) {
+// Takes an argument although it needs none: CAF 0.17 spawning a function
+// actor without one binds a reference to a null tuple (UBSan reports it).
+caf::behavior slow_queue(caf::stateful_actor<queue_state>* self, std::chrono::milliseconds pause) {
   return {
-      [self](work_atom) {
+      [self, pause](work_atom) {
         const auto measured = self->state.probe.handle(self);
-        std::this_thread::sleep_for(50ms);
+        std::this_thread::sleep_for(pause);
       },
   };
 }
@@ -91,7 +93,7 @@ TEST(ActorProbe, MailboxDepthRisesWhileMessagesQueueAndFallsWhenTheyAreHandled) 
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
-  auto a = self->spawn(slow_queue);
+  auto a = self->spawn(slow_queue, 50ms);
 
   // All ten arrive while the first is being handled: the second message
   // handled sees at least eight more behind it.
