@@ -43,6 +43,9 @@ actor_probe::~actor_probe() {
 actor_probe::measure::measure(actor_probe& probe, std::size_t waiting)
     : probe_(probe), start_(std::chrono::steady_clock::now()) {
   const auto now = static_cast<std::int64_t>(waiting);
+  if (now == probe_.waiting_) {
+    return;  // most messages find the mailbox as the last one did
+  }
   auto& m = probe_.metrics_;
   m.waiting->add(now - probe_.waiting_);
   probe_.waiting_ = now;

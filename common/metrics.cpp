@@ -114,7 +114,14 @@ void histogram::observe(double v) {
   double old = sum_.load(std::memory_order_relaxed);
   while (!sum_.compare_exchange_weak(old, old + v, std::memory_order_relaxed)) {
   }
-  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t histogram::count() const {
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
+    total += buckets_[i].load(std::memory_order_relaxed);
+  }
+  return total;
 }
 
 std::vector<std::uint64_t> histogram::bucket_counts() const {

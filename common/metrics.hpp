@@ -50,13 +50,13 @@ class histogram {
   const std::vector<double>& bounds() const { return bounds_; }
   /// Per bucket, not cumulative; one more than bounds() (the +Inf bucket).
   std::vector<std::uint64_t> bucket_counts() const;
-  std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  /// The buckets' total: no counter of its own to bump per observation.
+  std::uint64_t count() const;
   double sum() const { return sum_.load(std::memory_order_relaxed); }
 
  private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
-  std::atomic<std::uint64_t> count_{0};
   std::atomic<double> sum_{0};
 };
 

@@ -4,10 +4,11 @@
 #include "common/accounts.hpp"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+
+#include "tests/support/scratch_dir.hpp"
 
 namespace locomov::accounts {
 namespace {
@@ -17,17 +18,11 @@ namespace fs = std::filesystem;
 class AccountAccess : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/locomov-accounts-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    fs::permissions(dir_, fs::perms(0755));
     fs::create_directory(dir_ / "inner");
     // Nobody's ids: neither the owner of the scratch folder nor in its group.
     stranger_ = account{"stranger", 4000001, 4000001, {4000001}};
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path dir_;
+  test::scratch_dir dir_;  // mode 0755
   account stranger_;
 };
 
@@ -47,12 +42,12 @@ TEST_F(AccountAccess, OthersBitsDecideForAStranger) {
 }
 
 TEST_F(AccountAccess, AFolderOnTheWayThatCannotBeEnteredIsNamed) {
-  fs::permissions(dir_, fs::perms(0700));
+  fs::permissions(dir_.path(), fs::perms(0700));
   try {
     require_traversable(stranger_, dir_ / "inner");
     FAIL() << "a 0700 parent must stop a stranger";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("cannot traverse " + dir_.string() + " (mode 700)"),
+    EXPECT_NE(std::string(e.what()).find("cannot traverse " + dir_.path().string() + " (mode 700)"),
               std::string::npos)
         << e.what();
   }

@@ -4,10 +4,11 @@
 #include "common/logging.hpp"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <fstream>
 #include <stdexcept>
+
+#include "tests/support/scratch_dir.hpp"
 
 namespace locomov::logs {
 namespace {
@@ -52,13 +53,9 @@ using namespace std::chrono_literals;
 class LogFilePruning : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/locomov-logs-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
     settings_.path = dir_ / "locomov.log";
     settings_.keep = 2;
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   /// A file under the scratch folder, last written `age` ago.
   fs::path make(const std::string& name, fs::file_time_type::duration age = 0s) {
@@ -68,7 +65,7 @@ class LogFilePruning : public ::testing::Test {
     return p;
   }
 
-  fs::path dir_;
+  test::scratch_dir dir_;
   file_settings settings_;
   const fs::file_time_type now_ = fs::file_time_type::clock::now();
 };

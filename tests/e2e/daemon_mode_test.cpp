@@ -20,7 +20,7 @@
 
 #include "tests/e2e/daemon_fixture.hpp"
 #include "tests/e2e/process.hpp"
-#include "tests/e2e/scratch_dir.hpp"
+#include "tests/support/scratch_dir.hpp"
 #include "tests/e2e/tls_client.hpp"
 #include "tests/support/pg_cluster.hpp"
 

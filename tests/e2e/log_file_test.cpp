@@ -13,7 +13,7 @@
 
 #include "tests/e2e/daemon_fixture.hpp"
 #include "tests/e2e/raw_socket.hpp"
-#include "tests/e2e/scratch_dir.hpp"
+#include "tests/support/scratch_dir.hpp"
 #include "tests/support/pg_cluster.hpp"
 
 namespace locomov::test {

@@ -12,36 +12,14 @@
 #include <string>
 
 #include "tests/support/pg_cluster.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace locomov::storage {
 namespace {
 
+using test::scratch_dir;
+
 namespace fs = std::filesystem;
-
-/// A scratch folder under /tmp, removed with everything in it. Others may
-/// enter it (not list it), so a cluster inside works when we are root.
-class scratch_dir {
- public:
-  scratch_dir() {
-    std::string pattern = "/tmp/locomov-scratch-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-    ::chmod(pattern.c_str(), 0711);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string message_of(embedded_cluster& cluster) {
   try {

@@ -14,7 +14,7 @@ namespace locomov::test {
 class scratch_dir {
  public:
   scratch_dir() {
-    char dir[] = "/tmp/locomov-ops-XXXXXX";
+    char dir[] = "/tmp/locomov-test-XXXXXX";
     if (mkdtemp(dir) == nullptr) {
       throw std::runtime_error("mkdtemp failed");
     }
