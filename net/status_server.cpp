@@ -118,10 +118,12 @@ status_server::status_server(const settings& s, std::function<readiness()> check
   // httplib gives each connection a thread until it closes, so a client
   // that connects and says nothing, or a scraper keeping its connection
   // alive, would make probes wait behind it: each request closes its
-  // connection, a silent one is dropped after 2 s, and a few threads
-  // serve the rest meanwhile.
-  srv.new_task_queue = [] { return new httplib::ThreadPool(4); };
+  // connection, one that sends nothing is dropped after 1 s (httplib's
+  // keep-alive timeout is also its wait for the first request), and idle
+  // threads, which cost little, serve the rest meanwhile.
+  srv.new_task_queue = [] { return new httplib::ThreadPool(16); };
   srv.set_keep_alive_max_count(1);
+  srv.set_keep_alive_timeout(1);
   srv.set_read_timeout(std::chrono::seconds(2));
   srv.set_write_timeout(std::chrono::seconds(5));
   srv.set_payload_max_length(4096);

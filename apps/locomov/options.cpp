@@ -262,11 +262,13 @@ options parse(int argc, char** argv, on_error errors) {
     std::exit(2);
   }
   // A daemon works from /, so relative paths are taken from where
-  // locomov was started, before it moves.
+  // locomov was started, before it moved: the first parse (at start, before
+  // the fork) fixes that folder for the rereads of SIGHUP.
+  static const std::filesystem::path started_in = std::filesystem::current_path();
   for (auto* path :
        {&o.state_dir, &o.log_file.path, &o.pidfile, &o.tls.cert_file, &o.tls.key_file}) {
-    if (!path->empty()) {
-      *path = std::filesystem::absolute(*path);
+    if (!path->empty() && path->is_relative()) {
+      *path = started_in / *path;
     }
   }
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {

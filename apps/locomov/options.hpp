@@ -57,7 +57,8 @@ options parse_options(int argc, char** argv);
 
 /// Makes the path of `--config FILE` (or `--config=FILE`) in `argv`
 /// absolute, so that a SIGHUP finds the same file after `--daemon` moved
-/// to /. Replaced arguments point into storage that lives for the process.
+/// to / (the other paths are resolved against the start folder by the
+/// parse itself). Replaced arguments point into storage that lives for the process.
 void pin_config_path(int argc, char** argv);
 
 /// As parse_options, for SIGHUP: reads the same arguments and config file

@@ -133,6 +133,8 @@ TEST_F(DaemonMode, SighupRereadsAConfigFileNamedByARelativePath) {
   // still lead back up to it.
   const fs::path config = "daemon-mode-" + std::to_string(::getpid()) + ".conf";
   std::ofstream(config) << "log-level = info\n";
+  // A relative pidfile as well: reread from /, it would look changed.
+  pidfile_ = "daemon-mode-" + std::to_string(::getpid()) + ".pid";
   auto args = argv();
   args.push_back("--config");
   args.push_back(config.string());
@@ -146,6 +148,9 @@ TEST_F(DaemonMode, SighupRereadsAConfigFileNamedByARelativePath) {
     reloaded = log().find("configuration reloaded changed=log-level") != std::string::npos;
   }
   EXPECT_TRUE(reloaded) << log();
+  EXPECT_NE(log().find("configuration reloaded changed=log-level needs_restart=none"),
+            std::string::npos)
+      << log();
 
   ::kill(started_, SIGTERM);
   EXPECT_EQ(wait_orphan(started_, 30s), 0) << log();

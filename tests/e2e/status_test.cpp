@@ -180,7 +180,7 @@ TEST_F(StatusEndpoint, ActorAndWriterFiguresFollowTheTraffic) {
 // silent or kept alive after a scrape.
 TEST_F(StatusEndpoint, ProbesAreAnsweredWhileOtherClientsHoldConnections) {
   std::vector<raw_socket> silent;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 8; ++i) {
     silent.emplace_back(daemon_->status_port());
   }
   raw_socket scraper(daemon_->status_port());
