@@ -62,9 +62,6 @@ int listen_on(int port) {
   }
   int on = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  // One listening socket per thread: the kernel spreads connections over
-  // them, so the threads share nothing.
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -111,11 +108,12 @@ bool serve(client& c) {
   }
 }
 
-void run_loop(SSL_CTX* ctx, int port) {
-  const int listener = listen_on(port);
+void run_loop(SSL_CTX* ctx, int listener) {
   const int ep = epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  // Every thread waits on the one listening socket; EPOLLEXCLUSIVE wakes
+  // one of them per connection rather than all.
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
   ev.data.ptr = nullptr;
   epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev);
   std::vector<epoll_event> events(256);
@@ -172,9 +170,16 @@ int main(int argc, char** argv) {
     std::cerr << "locomov_tls_floor: cannot load the certificate, key or cipher list\n";
     return 1;
   }
+  int listener = -1;
+  try {
+    listener = listen_on(o.port);
+  } catch (const std::exception& e) {
+    std::cerr << "locomov_tls_floor: " << e.what() << "\n";
+    return 1;
+  }
   std::vector<std::thread> threads;
   for (int i = 0; i < o.threads; ++i) {
-    threads.emplace_back(run_loop, ctx, o.port);
+    threads.emplace_back(run_loop, ctx, listener);
   }
   std::cout << "locomov_tls_floor: listening on 127.0.0.1:" << o.port << std::endl;
   for (auto& t : threads) {
