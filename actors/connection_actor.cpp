@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -15,6 +14,7 @@
 #include "actors/actor_probe.hpp"
 #include "actors/connection_events.hpp"
 #include "actors/messages.hpp"
+#include "capture/recorder.hpp"
 #include "common/logging.hpp"
 #include "net/tls_session.hpp"
 #include "protocol/confo.hpp"
@@ -80,6 +80,10 @@ struct connection_state {
   bool timer_armed = false;
   clock::time_point timer_at;
   std::uint64_t deadline_generation = 0;  // only the newest armed timer counts
+  // The receipt time of the current read, in microseconds; its frames are
+  // received at it, it + 1, ... (see receipt_floor).
+  std::int64_t read_at = 0;
+  std::int64_t frames_in_read = 0;
   actor_probe probe{name};
   static inline const char* name = "connection";
 };
@@ -127,6 +131,61 @@ void schedule_deadline(connection* self) {
                      ++st.deadline_generation);
 }
 
+std::atomic<std::int64_t>& receipt_floor() {
+  static std::atomic<std::int64_t> last{0};
+  return last;
+}
+
+/// A receipt time in microseconds, strictly increasing across the process.
+/// A packet without timestamp or timestr is stored at its receipt time, and
+/// the database keys treat equal time and readings as a resend; two such
+/// packets must not look like one. A read is received at one such time, its
+/// frames at that time plus their index, and the times of later reads start
+/// after them (raise_receipt_floor). A read on another connection in those
+/// few microseconds can share a frame's time, which makes a resend only of a
+/// packet of the same pub with the same readings. The capture keeps the
+/// read's time, so a replay gives the frames the times they had.
+std::int64_t unique_receipt_us() {
+  using namespace std::chrono;
+  const std::int64_t now =
+      duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  auto& last = receipt_floor();
+  std::int64_t prev = last.load(std::memory_order_relaxed);
+  std::int64_t next = 0;
+  do {
+    next = std::max(now, prev + 1);
+  } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
+  return next;
+}
+
+/// Makes later receipt times come after `used`.
+void raise_receipt_floor(std::int64_t used) {
+  auto& last = receipt_floor();
+  std::int64_t prev = last.load(std::memory_order_relaxed);
+  while (prev < used && !last.compare_exchange_weak(prev, used, std::memory_order_relaxed)) {
+  }
+}
+
+std::int64_t next_frame_receipt(connection_state& st) {
+  return st.read_at + st.frames_in_read++;
+}
+
+void record(connection_state& st, capture::event ev, std::string_view data = {},
+            capture::closer by = capture::closer::peer, std::int64_t at = 0) {
+  if (!st.settings.capture) {
+    return;
+  }
+  capture::record r;
+  r.t_us = at != 0 ? at : unique_receipt_us();
+  r.listener = st.info.listener;
+  r.conn = st.info.id;
+  r.peer = st.info.peer;
+  r.ev = ev;
+  r.data = std::string(data);
+  r.by = by;
+  st.settings.capture->write(r);
+}
+
 void send_bytes(connection* self, std::string& bytes) {
   if (bytes.empty()) {
     return;
@@ -142,6 +201,7 @@ void close_now(connection* self, bool notify_peer) {
     return;
   }
   st.closed = true;
+  record(st, capture::event::close, {}, capture::closer::locomov);
   if (notify_peer && st.tls && st.established) {
     st.tls->shutdown(st.cipher_out);
     send_bytes(self, st.cipher_out);
@@ -153,6 +213,7 @@ void close_now(connection* self, bool notify_peer) {
 
 void write_plain(connection* self, const std::string& text) {
   auto& st = self->state;
+  record(st, capture::event::out, text);
   if (st.tls) {
     st.tls->send(text, st.cipher_out);
     send_bytes(self, st.cipher_out);
@@ -206,23 +267,6 @@ void stop_reading(connection* self, const char* reason, const std::string& detai
                         st.info.id, st.info.peer, reason, detail);
   st.draining = true;
   self->send(st.broker, halt_atom::value, st.info.hdl);
-}
-
-/// The receipt time of a frame, in microseconds, strictly increasing across
-/// the process. A packet without timestamp or timestr is stored at its
-/// receipt time, and the database keys treat equal time and readings as a
-/// resend; two such packets read together must not look like one.
-std::int64_t unique_receipt_us() {
-  static std::atomic<std::int64_t> last{0};
-  using namespace std::chrono;
-  const std::int64_t now =
-      duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-  std::int64_t prev = last.load(std::memory_order_relaxed);
-  std::int64_t next = 0;
-  do {
-    next = std::max(now, prev + 1);
-  } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
-  return next;
 }
 
 /// Fills the reply slot `seq` and sends what became ready.
@@ -354,9 +398,9 @@ void decode_frames(connection* self) {
     }
     st.seen_frame = true;
     if (st.speaks == mode::packets) {
-      on_packet(self, unique_receipt_us());
+      on_packet(self, next_frame_receipt(st));
     } else {
-      on_confo(self, unique_receipt_us());
+      on_confo(self, next_frame_receipt(st));
     }
   }
   flush_replies(self);
@@ -384,16 +428,22 @@ void log_tls_failure(connection* self) {
   }
 }
 
-void on_bytes(connection* self, std::vector<char>& bytes) {
+/// Handles one read. `replayed_at` is the receipt time a replay gives it
+/// (the captured one); 0 for bytes from the network.
+void on_bytes(connection* self, std::vector<char>& bytes, std::int64_t replayed_at) {
   auto& st = self->state;
   if (st.closed || st.draining) {
     return;
   }
   st.last_activity = clock::now();
+  st.read_at = replayed_at != 0 ? replayed_at : unique_receipt_us();
+  st.frames_in_read = 0;
   std::string_view data(bytes.data(), bytes.size());
   if (!st.tls) {
     st.plain.append(data);
+    record(st, capture::event::in, st.plain, capture::closer::peer, st.read_at);
     decode_frames(self);
+    raise_receipt_floor(st.read_at + st.frames_in_read);
     return;
   }
   auto state = st.tls->receive(data, st.plain, st.cipher_out);
@@ -412,14 +462,28 @@ void on_bytes(connection* self, std::vector<char>& bytes) {
                       st.info.peer, st.tls->version(), st.tls->cipher());
   }
   if (!st.plain.empty()) {
+    record(st, capture::event::in, st.plain, capture::closer::peer, st.read_at);
     decode_frames(self);
+    raise_receipt_floor(st.read_at + st.frames_in_read);
   }
   if (state == tls_state::closed && !st.closed) {
     // The peer is done sending; answer what it sent, then close.
+    record(st, capture::event::shut);
     st.draining = true;
     flush_replies(self);
   }
   schedule_deadline(self);
+}
+
+/// The peer is done sending (a replayed TLS close_notify): answer what it
+/// sent, then close.
+void on_shut(connection* self) {
+  auto& st = self->state;
+  if (st.closed) {
+    return;
+  }
+  st.draining = true;
+  flush_replies(self);
 }
 
 /// Closes the connection for the deadline that passed.
@@ -492,11 +556,20 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
   } else {
     st.established = true;
   }
+  record(st, capture::event::open);
   schedule_deadline(self);
   return {
       [self](recv_atom, std::vector<char>& bytes) {
         const auto measured = self->state.probe.handle(self);
-        on_bytes(self, bytes);
+        on_bytes(self, bytes, 0);
+      },
+      [self](recv_atom, std::vector<char>& bytes, std::int64_t replayed_at) {
+        const auto measured = self->state.probe.handle(self);
+        on_bytes(self, bytes, replayed_at);
+      },
+      [self](shut_atom) {
+        const auto measured = self->state.probe.handle(self);
+        on_shut(self);
       },
       [self](stored_atom, std::uint64_t seq) {
         const auto measured = self->state.probe.handle(self);
@@ -529,6 +602,9 @@ caf::behavior connection_behavior(connection* self, caf::actor broker, connectio
       },
       [self](peer_gone_atom) {
         const auto measured = self->state.probe.handle(self);
+        if (!self->state.closed) {
+          record(self->state, capture::event::close);
+        }
         self->state.closed = true;
         self->quit();
       },

@@ -28,6 +28,10 @@ using resume_atom = caf::atom_constant<caf::atom("resume")>;    ///< (resume, hd
 /// (peer_gone): the socket is closed, by the peer or by the listener
 /// making room; the actor stops without writing.
 using peer_gone_atom = caf::atom_constant<caf::atom("peer_gone")>;
+/// (shut): from a replay, the peer ended its sending as a TLS close_notify
+/// does; owed replies still go out, then the connection closes. A replay
+/// sends (recv, bytes, receipt_us) too, the captured read with its time.
+using shut_atom = caf::atom_constant<caf::atom("shut")>;
 // Graceful shutdown: (drain) to a listener stops accepting and drains its
 // connections; (drain) to a connection actor stops reading, answers what was
 // read, then closes; (drained) is the connection actor's note to itself once

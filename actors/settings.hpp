@@ -13,6 +13,10 @@ namespace locomov::storage {
 class spool;
 }  // namespace locomov::storage
 
+namespace locomov::capture {
+class recorder;
+}  // namespace locomov::capture
+
 namespace locomov::actors {
 
 /// Limits a connection actor enforces on its peer.
@@ -31,6 +35,10 @@ struct connection_settings {
   std::size_t max_pending = 256;
   /// Coordinates for confos without usable `coords`.
   protocol::confo_defaults confo_defaults;
+  /// Where the connection records what it reads and writes; null: nowhere.
+  /// A connection keeps the recorder it was accepted with, so a capture
+  /// turned on by SIGHUP holds whole connections only.
+  std::shared_ptr<capture::recorder> capture;
 };
 
 /// How many connections the listeners admit, all of them together.

@@ -240,7 +240,7 @@ std::shared_ptr<storage::spool> open_spool(const app::options& opts) {
   return std::make_shared<storage::spool>(so);
 }
 
-int run(int argc, char** argv, const app::options& opts, const sigset_t& signals,
+int run(int argc, char** argv, app::options opts, const sigset_t& signals,
         app::start_report& report, const std::optional<accounts::account>& account) {
   const auto files = raise_and_log_open_files_limit();
   auto places = make_admission(opts, files);
@@ -250,6 +250,9 @@ int run(int argc, char** argv, const app::options& opts, const sigset_t& signals
   migrate_schema(conninfo);
   auto tls = app::tls_files(opts);
   auto ctx = net::make_server_context(tls);
+  if (opts.capture) {
+    opts.connection.capture = std::make_shared<capture::recorder>(opts.capture_files);
+  }
 
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
@@ -289,8 +292,8 @@ int run(int argc, char** argv, const app::options& opts, const sigset_t& signals
     }
     // Every port is bound: root is no longer needed. What locomov made as
     // root and writes to later goes to the account first.
-    app::drop_privileges(account,
-                         {opts.log_file.path, opts.state_dir / "spool", opts.state_dir / "tls"});
+    app::drop_privileges(account, {opts.log_file.path, opts.state_dir / "spool",
+                                   opts.state_dir / "tls", opts.capture_files.dir});
   } catch (const std::exception&) {
     // The actor system's destructor waits for every actor to end: without
     // this, a port in use would hang start-up instead of ending it.

@@ -115,6 +115,23 @@ options parse(int argc, char** argv, on_error errors) {
       ->capture_default_str();
   add_duration(app, "--log-file-max-age", o.log_file.max_age, "days",
                "Rotated log files older than this are deleted; 0 means no age limit");
+  app.add_flag("--capture", o.capture,
+               "Record what every listener reads (after TLS) and answers, as JSON lines, for "
+               "locomovctl replay");
+  app.add_option("--capture-dir", o.capture_files.dir,
+                 "Folder of the capture files; empty: state-dir/capture");
+  app.add_option_function<double>(
+         "--capture-file-max-mb",
+         [&o](double mb) {
+           o.capture_files.max_bytes = static_cast<std::uint64_t>(mb * (1 << 20));
+         },
+         "Size at which the capture file is rotated (fractions allowed)")
+      ->default_str("64")
+      ->check(CLI::Range(0.001, 1024.0 * 1024, "FLOAT in [0.001 - 1048576]"));
+  app.add_option("--capture-file-count", o.capture_files.keep,
+                 "Rotated capture files kept beside the current one; 0 keeps none")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   app.add_flag("--daemon", o.daemon,
                "Run in the background: the command returns once locomov serves (status 0) or "
                "has failed to start (status 1, with the reason); needs --log-file");
@@ -266,10 +283,14 @@ options parse(int argc, char** argv, on_error errors) {
   // the fork) fixes that folder for the rereads of SIGHUP.
   static const std::filesystem::path started_in = std::filesystem::current_path();
   for (auto* path :
-       {&o.state_dir, &o.log_file.path, &o.pidfile, &o.tls.cert_file, &o.tls.key_file}) {
+       {&o.state_dir, &o.log_file.path, &o.pidfile, &o.tls.cert_file, &o.tls.key_file,
+        &o.capture_files.dir}) {
     if (!path->empty() && path->is_relative()) {
       *path = started_in / *path;
     }
+  }
+  if (o.capture_files.dir.empty()) {
+    o.capture_files.dir = o.state_dir / "capture";
   }
   if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
     const char* message = "--tls-cert and --tls-key go together; give both or neither";

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "actors/settings.hpp"
+#include "capture/recorder.hpp"
 #include "common/logging.hpp"
 #include "net/tcp.hpp"
 #include "net/tls_context.hpp"
@@ -48,6 +49,9 @@ struct options {
   /// How long SIGTERM waits for connections to answer what they read.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
   actors::confo_settings confos;
+  /// Record what the listeners read and write (docs/capture.md).
+  bool capture = false;
+  capture::recorder_settings capture_files;  // dir empty: state-dir/capture
 };
 
 /// Parses the command line, reading `--config FILE` first; options given on

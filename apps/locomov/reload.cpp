@@ -82,6 +82,10 @@ const std::vector<option_view>& live_options() {
       {"keepalive-interval", [](const options& o) { return text(o.keepalive.interval); }},
       {"keepalive-count", [](const options& o) { return text(o.keepalive.count); }},
       {"shutdown-timeout", [](const options& o) { return text(o.shutdown_timeout); }},
+      {"capture", [](const options& o) { return text(o.capture); }},
+      {"capture-dir", [](const options& o) { return text(o.capture_files.dir); }},
+      {"capture-file-max-mb", [](const options& o) { return text(o.capture_files.max_bytes); }},
+      {"capture-file-count", [](const options& o) { return text(o.capture_files.keep); }},
   };
   return list;
 }
@@ -132,6 +136,8 @@ options with_live_options(const options& running, const options& next) {
   applied.admission = next.admission;
   applied.keepalive = next.keepalive;
   applied.shutdown_timeout = next.shutdown_timeout;
+  applied.capture = next.capture;
+  applied.capture_files = next.capture_files;
   return applied;
 }
 
@@ -224,6 +230,16 @@ void reloader::reload() {
         });
     auto serving = tls_changed ? ctx : tls_;
 
+    // The running recorder goes on while its files stay the same; a new one
+    // opens its file here, so a folder it cannot write fails the reload.
+    auto recording = current_.connection.capture;
+    if (!applied.capture) {
+      recording = nullptr;
+    } else if (!recording || !(recording->settings() == applied.capture_files)) {
+      recording = std::make_shared<capture::recorder>(applied.capture_files);
+    }
+    applied.connection.capture = recording;
+
     // The one step that can still fail, before those that cannot.
     update_listeners(sys_, listeners_, {serving, applied.connection, applied.keepalive});
     logs::set_level(level);
@@ -232,6 +248,11 @@ void reloader::reload() {
         applied.admission.max_connections != 0 ? applied.admission.max_connections : derived,
         applied.admission.max_per_address);
     tls_ = std::move(serving);
+    // Open connections hold the old recorder: stopping it ends their
+    // capture now, not when the last of them closes.
+    if (current_.connection.capture && current_.connection.capture != recording) {
+      current_.connection.capture->stop();
+    }
     current_ = std::move(applied);
 
     succeeded_.inc();
