@@ -2,14 +2,11 @@
 
 #include <fcntl.h>
 
-#include <cerrno>
-#include <cstring>
+#include <chrono>
 #include <stdexcept>
 #include <system_error>
 
-#include <spdlog/async_logger.h>
-#include <spdlog/details/periodic_worker.h>
-#include <spdlog/details/thread_pool.h>
+#include <spdlog/details/log_msg.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 
@@ -19,9 +16,13 @@
 namespace locomov::capture {
 namespace {
 
-/// Records the queue holds before the oldest are dropped: about a second
-/// of a busy fleet's traffic.
-constexpr std::size_t queue_records = 65536;
+/// The buffer is written out once it holds this much...
+constexpr std::size_t write_at_bytes = 256 << 10;
+/// ...or this long after the last write.
+constexpr auto write_every = std::chrono::milliseconds(200);
+/// A disk that falls this far behind loses records rather than stalling
+/// the connection actors that write them.
+constexpr std::size_t buffer_limit_bytes = 8 << 20;
 
 metrics::counter& records_written() {
   static auto& c = metrics::get_counter("locomov_capture_records_total", {},
@@ -50,56 +51,81 @@ recorder::recorder(const recorder_settings& settings) : settings_(settings) {
   events.after_open = [](const spdlog::filename_t&, std::FILE* stream) {
     ::fcntl(::fileno(stream), F_SETFD, FD_CLOEXEC);
   };
-  std::shared_ptr<spdlog::sinks::rotating_file_sink_mt> sink;
   try {
-    sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+    // The one writer thread is the sink's only caller: no lock of its own.
+    sink_ = std::make_shared<spdlog::sinks::rotating_file_sink_st>(
         current_file().string(), static_cast<std::size_t>(settings_.max_bytes), settings_.keep,
         false, events);
   } catch (const spdlog::spdlog_ex& e) {
     throw std::runtime_error("cannot open capture file " + current_file().string() + ": " +
                              e.what());
   }
-  sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-      "%v", spdlog::pattern_time_type::utc, "\n"));
-  pool_ = std::make_shared<spdlog::details::thread_pool>(queue_records, 1);
-  logger_ = std::make_shared<spdlog::async_logger>("capture", sink, pool_,
-                                                   spdlog::async_overflow_policy::overrun_oldest);
-  logger_->set_level(spdlog::level::info);
-  logger_->flush_on(spdlog::level::off);
-  // A flush per record would cost a write(2) per record; once a second keeps
-  // the file close behind the traffic for a fraction of that.
-  flusher_ = std::make_unique<spdlog::details::periodic_worker>(
-      [logger = logger_] { logger->flush(); }, std::chrono::seconds(1));
+  // A message is a run of whole lines: they go in as they are.
+  sink_->set_formatter(
+      std::make_unique<spdlog::pattern_formatter>("%v", spdlog::pattern_time_type::utc, ""));
+  writer_ = std::thread([this] { write_out(); });
   logs::app().info("capturing traffic file={} max_mb={} keep={}", current_file().string(),
                    settings_.max_bytes >> 20, settings_.keep);
 }
 
 recorder::~recorder() {
   stop();
-  flusher_.reset();
-  logger_.reset();
-  // The pool's thread writes what is queued before it ends.
-  pool_.reset();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ending_ = true;
+  }
+  wake_.notify_one();
+  writer_.join();
 }
 
 void recorder::write(const record& r) {
   if (stopped()) {
     return;
   }
-  logger_->info(to_line(r));
+  auto line = to_line(r);
+  line += '\n';
+  bool full = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (buffer_.size() + line.size() > buffer_limit_bytes) {
+      records_dropped().inc();
+      return;
+    }
+    buffer_ += line;
+    full = buffer_.size() >= write_at_bytes;
+  }
   records_written().inc();
-  // The pool counts overruns under its queue's lock: look now and then.
-  if ((written_.fetch_add(1, std::memory_order_relaxed) & 1023) == 1023) {
-    count_dropped();
+  if (full) {
+    wake_.notify_one();
   }
 }
 
-void recorder::count_dropped() {
-  std::lock_guard<std::mutex> lock(dropped_mutex_);
-  const auto now = pool_->overrun_counter();
-  if (now > dropped_seen_) {
-    records_dropped().inc(now - dropped_seen_);
-    dropped_seen_ = now;
+void recorder::write_out() {
+  std::string batch;
+  for (;;) {
+    bool ending = false;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait_for(lock, write_every,
+                     [this] { return ending_ || buffer_.size() >= write_at_bytes; });
+      batch.swap(buffer_);
+      ending = ending_;
+    }
+    if (!batch.empty()) {
+      try {
+        // Rotation happens between messages, so a file holds whole lines.
+        spdlog::details::log_msg msg("capture", spdlog::level::info, batch);
+        sink_->log(msg);
+        sink_->flush();
+      } catch (const spdlog::spdlog_ex& e) {
+        logs::app().error("cannot write capture file={} reason=\"{}\"", current_file().string(),
+                          logs::one_line(e.what()));
+      }
+      batch.clear();
+    }
+    if (ending) {
+      return;
+    }
   }
 }
 
@@ -107,8 +133,7 @@ void recorder::stop() {
   if (stopped_.exchange(true)) {
     return;
   }
-  count_dropped();
-  logger_->flush();
+  wake_.notify_one();
   logs::app().info("capture stopped file={}", current_file().string());
 }
 

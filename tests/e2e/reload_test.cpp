@@ -283,6 +283,48 @@ TEST_F(Reload, LowerPerAddressLimitClosesNoOpenConnection) {
   EXPECT_EQ(proc_->wait(30s), 0) << log();
 }
 
+TEST_F(Reload, CaptureTurnedOnRecordsNewConnectionsAndTurnedOffStops) {
+  start();
+  const auto capture_dir = dir_ / "captures";
+  const auto file = capture_dir / "capture.jsonl";
+  auto before = connect("first");
+  EXPECT_EQ(send(*before, 1), "Thank you.\n") << log();
+
+  config_["capture"] = "true";
+  config_["capture-dir"] = capture_dir.string();
+  write_config();
+  EXPECT_NE(reload().find("configuration reloaded changed=capture,capture-dir"), std::string::npos)
+      << log();
+  auto after = connect("first");
+  EXPECT_EQ(send(*after, 2), "Thank you.\n") << log();
+  // The connection opened before capture began stays unrecorded.
+  EXPECT_EQ(send(*before, 3), "Thank you.\n") << log();
+
+  config_["capture"] = "false";
+  write_config();
+  EXPECT_NE(reload().find("changed=capture"), std::string::npos) << log();
+  // Stopped at once, for the open connection too.
+  EXPECT_EQ(send(*after, 4), "Thank you.\n") << log();
+  std::this_thread::sleep_for(500ms);  // the recorder writes out every 200 ms
+
+  std::ifstream in{file};
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The file holds each packet as a JSON string: its quotes escaped.
+  auto recorded = [&text](int n) {
+    return text.find("voltage\\\":" + std::to_string(200 + n)) != std::string::npos;
+  };
+  EXPECT_NE(text.find("\"ev\":\"open\""), std::string::npos) << text;
+  EXPECT_TRUE(recorded(2)) << text;
+  EXPECT_FALSE(recorded(3)) << text;
+  EXPECT_FALSE(recorded(4)) << text;
+  EXPECT_EQ(lines_with("capture stopped"), 1) << log();
+
+  before.reset();
+  after.reset();
+  proc_->signal(SIGTERM);
+  EXPECT_EQ(proc_->wait(30s), 0) << log();
+}
+
 TEST_F(Reload, ConfigFileErrorChangesNothing) {
   start();
 
