@@ -16,6 +16,7 @@
 #include "actors/messages.hpp"
 #include "common/logging.hpp"
 #include "protocol/frame_splitter.hpp"
+#include "capture/replies.hpp"
 #include "protocol/http_query.hpp"
 #include "protocol/packet_decoder.hpp"
 
@@ -36,47 +37,6 @@ bool same_key(const std::string& key, std::string_view name) {
 
 bool rewrites(const replay_settings& s) {
   return !s.id_map.empty() || s.id_offset != 0 || s.time_shift_us != 0;
-}
-
-/// Replies as the replay compares them: one per line, or one per HTTP
-/// response without its Date header, which no replay can reproduce.
-std::vector<std::string> replies_of(const std::string& out, bool http) {
-  std::vector<std::string> units;
-  if (!http) {
-    std::size_t start = 0;
-    while (start < out.size()) {
-      auto end = out.find('\n', start);
-      end = end == std::string::npos ? out.size() : end + 1;
-      units.push_back(out.substr(start, end - start));
-      start = end;
-    }
-    return units;
-  }
-  constexpr std::string_view status_line = "HTTP/1.";
-  std::size_t start = out.find(status_line);
-  while (start != std::string::npos) {
-    auto next = out.find(status_line, start + 1);
-    std::string unit = out.substr(start, next == std::string::npos ? std::string::npos : next - start);
-    const auto date = unit.find("\r\nDate: ");
-    if (date != std::string::npos) {
-      const auto eol = unit.find("\r\n", date + 2);
-      unit.erase(date, eol == std::string::npos ? std::string::npos : eol - date);
-    }
-    units.push_back(std::move(unit));
-    start = next;
-  }
-  return units;
-}
-
-std::size_t count_replies(const std::string& out, bool http) {
-  if (!http) {
-    return static_cast<std::size_t>(std::count(out.begin(), out.end(), '\n'));
-  }
-  std::size_t n = 0;
-  for (auto at = out.find("HTTP/1."); at != std::string::npos; at = out.find("HTTP/1.", at + 1)) {
-    ++n;
-  }
-  return n;
 }
 
 struct held_read {
@@ -102,7 +62,7 @@ struct replay_conn {
   std::unique_ptr<protocol::frame_splitter> splitter;  // only when frames are rewritten
 
   bool caught_up() const {
-    return ended || count_replies(replayed, http) >= count_replies(recorded, http);
+    return ended || capture::count_replies(replayed, http) >= capture::count_replies(recorded, http);
   }
 };
 
@@ -116,7 +76,7 @@ class driver {
   replay_report run(const std::vector<capture::record>& records) {
     const auto started = steady::now();
     const std::int64_t first_t = records.empty() ? 0 : records.front().t_us;
-    const auto caused = replies_caused(records);
+    const auto caused = capture::replies_caused(records);
     for (std::size_t i = 0; i < records.size(); ++i) {
       const auto& r = records[i];
       expected_ = caused[i];
@@ -208,7 +168,7 @@ class driver {
   void read(replay_conn& c, const capture::record& r) {
     if (!c.seen_data) {
       c.seen_data = true;
-      c.http = c.confo_port && protocol::looks_like_http(r.data);
+      c.http = capture::speaks_http(r.listener, r.data);
     }
     ++report_.reads;
     report_.bytes += r.data.size();
@@ -228,42 +188,8 @@ class driver {
     // decisions come in the recorded order.
     if (c.confo_port && expected_ > 0) {
       c.awaited += expected_;
-      wait_for([&c] { return c.ended || count_replies(c.replayed, c.http) >= c.awaited; });
+      wait_for([&c] { return c.ended || capture::count_replies(c.replayed, c.http) >= c.awaited; });
     }
-  }
-
-  /// For each read, how many replies its connection wrote after it and
-  /// before its next read or its end: the answers that read caused.
-  static std::vector<std::size_t> replies_caused(const std::vector<capture::record>& records) {
-    std::vector<std::size_t> caused(records.size(), 0);
-    std::unordered_map<std::uint64_t, std::size_t> last_read;
-    std::unordered_map<std::uint64_t, bool> http;
-    for (std::size_t i = 0; i < records.size(); ++i) {
-      const auto& r = records[i];
-      switch (r.ev) {
-        case capture::event::open:
-          last_read.erase(r.conn);
-          http.erase(r.conn);
-          break;
-        case capture::event::in:
-          if (http.find(r.conn) == http.end()) {
-            http[r.conn] = r.listener == "confo" && protocol::looks_like_http(r.data);
-          }
-          last_read[r.conn] = i;
-          break;
-        case capture::event::out:
-          if (auto at = last_read.find(r.conn); at != last_read.end()) {
-            caused[at->second] += count_replies(r.data, http[r.conn]);
-          }
-          break;
-        case capture::event::shut:  // replies to what was read still follow
-          break;
-        case capture::event::close:
-          last_read.erase(r.conn);
-          break;
-      }
-    }
-    return caused;
   }
 
   void handle(const capture::record& r) {
@@ -379,8 +305,8 @@ class driver {
 
   void compare() {
     for (const auto& c : conns_) {
-      const auto recorded = replies_of(c->recorded, c->http);
-      const auto replayed = replies_of(c->replayed, c->http);
+      const auto recorded = capture::split_replies(c->recorded, c->http);
+      const auto replayed = capture::split_replies(c->replayed, c->http);
       report_.replies_recorded += recorded.size();
       for (const auto& reply : replayed) {
         report_.packets_acknowledged += reply == "Thank you.\n" ? 1 : 0;

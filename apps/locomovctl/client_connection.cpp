@@ -343,6 +343,31 @@ bool client_connection::try_read_line(std::string& line) {
   return true;
 }
 
+bool client_connection::read_available(std::string& out, std::chrono::milliseconds wait) {
+  const auto deadline = steady::now() + wait;
+  for (;;) {
+    const long n = read_some();
+    if (n > 0) {
+      continue;
+    }
+    if (!in_.empty()) {
+      out += in_;
+      in_.clear();
+      return true;
+    }
+    if (n == 0) {
+      return false;
+    }
+    if (steady::now() >= deadline) {
+      return true;
+    }
+    pollfd p{fd_, POLLIN, 0};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
+    ::poll(&p, 1, static_cast<int>(std::max<long long>(left, 0)));
+  }
+}
+
 void client_connection::close() {
   if (ssl_) {
     ERR_clear_error();

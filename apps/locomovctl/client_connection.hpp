@@ -79,6 +79,10 @@ class client_connection {
   /// at once when no full line is there yet.
   bool try_read_line(std::string& line);
 
+  /// Appends to `out` what has arrived, waiting at most `wait` for the
+  /// first byte. Returns false once the peer has closed and nothing more is
+  /// buffered. Throws connection_error on failure (not on a mere wait).
+  bool read_available(std::string& out, std::chrono::milliseconds wait);
   /// Sends close_notify without waiting for the peer's, then closes.
   void close();
 

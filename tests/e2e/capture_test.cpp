@@ -208,5 +208,29 @@ TEST_F(Capture, RemappedIdsAndShiftedTimesLoadTheSameDatabaseAgain) {
             1);
 }
 
+TEST_F(Capture, LiveReplayToAnotherDaemonGivesTheRecordedRepliesAndRows) {
+  const auto fresh = seeded_database();
+  daemon target({"--db", fresh});
+  const auto result = run_command(
+      {locomovctl_binary(), "replay", capture_->string(), "--live", "--port",
+       std::to_string(target.packet_port()), "--confo-port", std::to_string(target.confo_port()),
+       "--plain-port", std::to_string(target.plain_port()), "--ca", target.ca_file().string(),
+       "--servername", "localhost", "--db", fresh},
+      {}, std::chrono::seconds(60));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("differing 0, missing 0, extra 0"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("connections   0 failed"), std::string::npos) << result.output;
+  // Over the network, untimed packets are stored at their new receipt time:
+  // every other row is the live run's.
+  const std::string timed = " WHERE created_at < timestamptz '2026-01-01'";
+  EXPECT_EQ(rows(fresh, "SELECT pub_id, created_at, voltage FROM packet" + timed + " ORDER BY 1, 2"),
+            rows(*live_db_, "SELECT pub_id, created_at, voltage FROM packet" + timed + " ORDER BY 1, 2"));
+  EXPECT_EQ(rows(fresh, "SELECT count(*) FROM packet"), rows(*live_db_, "SELECT count(*) FROM packet"));
+  EXPECT_EQ(rows(fresh, pub_rows), rows(*live_db_, pub_rows));
+  EXPECT_EQ(rows(fresh, confo_rows), rows(*live_db_, confo_rows));
+  EXPECT_EQ(target.stop(), 0) << target.log();
+}
+
 }  // namespace
 }  // namespace locomov::test
