@@ -57,6 +57,7 @@ struct replay_conn {
   std::string replayed;  // the replies the actor gave
   bool halted = false;
   bool ended = false;
+  bool ends_itself = false;  // recorded shut or close by locomov: the actor closes it
   std::size_t awaited = 0;  // replies to wait for before the next read (confirmation port)
   std::deque<held_read> held;
   std::unique_ptr<protocol::frame_splitter> splitter;  // only when frames are rewritten
@@ -88,10 +89,13 @@ class driver {
       pump_ready();
       handle(r);
     }
-    // Every recorded reply, then the end of what the capture held.
+    // Every recorded reply, and the end of every connection locomov closed
+    // (its replies may come after the last record), then the end of what
+    // the capture held.
     wait_for([this] {
-      return std::all_of(conns_.begin(), conns_.end(),
-                         [](const auto& c) { return c->caught_up(); });
+      return std::all_of(conns_.begin(), conns_.end(), [](const auto& c) {
+        return c->caught_up() && (c->ended || !c->ends_itself);
+      });
     });
     for (auto& c : conns_) {
       if (!c->ended) {
@@ -211,6 +215,7 @@ class driver {
         c->recorded += r.data;
         break;
       case capture::event::shut:
+        c->ends_itself = true;
         wait_for([c] { return c->caught_up(); });
         if (!c->ended) {
           self_->send(c->actor, shut_atom::value);
@@ -224,6 +229,8 @@ class driver {
           if (!c->ended) {
             self_->send(c->actor, peer_gone_atom::value);
           }
+        } else {
+          c->ends_itself = true;
         }
         open_.erase(r.conn);
         break;

@@ -368,6 +368,16 @@ bool client_connection::read_available(std::string& out, std::chrono::millisecon
   }
 }
 
+void client_connection::shutdown_write() {
+  if (ssl_) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_.get());
+    ERR_clear_error();
+  } else if (fd_ >= 0) {
+    ::shutdown(fd_, SHUT_WR);
+  }
+}
+
 void client_connection::close() {
   if (ssl_) {
     ERR_clear_error();

@@ -83,6 +83,9 @@ class client_connection {
   /// first byte. Returns false once the peer has closed and nothing more is
   /// buffered. Throws connection_error on failure (not on a mere wait).
   bool read_available(std::string& out, std::chrono::milliseconds wait);
+  /// Ends the sending side: TLS close_notify, or a TCP half-close; replies
+  /// can still be read.
+  void shutdown_write();
   /// Sends close_notify without waiting for the peer's, then closes.
   void close();
 

@@ -158,9 +158,18 @@ class conn_runner {
         recorded_ += r.data;
         break;
       case capture::event::shut:
+        // The device is done sending; locomov answers what it sent, then
+        // closes.
+        wait_for_replies();
+        client_->shutdown_write();
+        while (!closed_ && !timed_out()) {
+          read(std::chrono::milliseconds(100));
+        }
+        break;
       case capture::event::close:
-        if (r.ev == capture::event::close && r.by == capture::closer::locomov) {
+        if (r.by == capture::closer::locomov) {
           // locomov closed it: wait for that, as the device did.
+          last_progress_ = steady::now();
           while (!closed_ && !timed_out()) {
             read(std::chrono::milliseconds(100));
           }

@@ -228,8 +228,10 @@ class replay_command final : public command {
     return report.connections_failed == 0 && matched(report.replies) ? 0 : exit_failed;
   }
 
+  /// Extra replies fail nothing: a capture imported from packets records
+  /// none, and a peer that left before its answer recorded none either.
   static bool matched(const actors::replay_report& r) {
-    return r.replies_differing == 0 && r.replies_missing == 0 && r.replies_extra == 0;
+    return r.replies_differing == 0 && r.replies_missing == 0;
   }
 
   void print(const actors::replay_report& r, std::size_t records,

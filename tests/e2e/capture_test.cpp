@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <pqxx/pqxx>
 #include <string>
@@ -13,6 +17,7 @@
 #include "capture/record.hpp"
 #include "storage/schema.hpp"
 #include "tests/e2e/daemon_fixture.hpp"
+#include "tests/e2e/process.hpp"
 #include "tests/support/pg_cluster.hpp"
 #include "tests/support/scratch_dir.hpp"
 
@@ -230,6 +235,90 @@ TEST_F(Capture, LiveReplayToAnotherDaemonGivesTheRecordedRepliesAndRows) {
   EXPECT_EQ(rows(fresh, pub_rows), rows(*live_db_, pub_rows));
   EXPECT_EQ(rows(fresh, confo_rows), rows(*live_db_, confo_rows));
   EXPECT_EQ(target.stop(), 0) << target.log();
+}
+
+// A user's own recording of the plaintext listener, by tcpdump, made into a
+// capture and replayed into a fresh database.
+TEST(CaptureImport, PcapOfThePlaintextListenerReplaysAsItWent) {
+  const auto live = seeded_database();
+  scratch_dir dir;
+  const auto pcap = dir.path() / "plain.pcap";
+  daemon d({"--db", live});
+  const auto port = std::to_string(d.plain_port());
+  // --immediate-mode: packets reach the file as they come, not when a
+  // kernel buffer block fills, so stopping tcpdump loses none.
+  // -Z root: tcpdump would otherwise become its own user before it creates
+  // the file, in a folder only root may write.
+  process tcpdump({"tcpdump", "-i", "lo", "-Z", "root", "-U", "--immediate-mode", "-n", "-w",
+                   pcap.string(),
+                   "tcp", "port", port},
+                  dir.path() / "tcpdump.log");
+  for (int i = 0; i < 100 && tcpdump.output().find("listening on") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(tcpdump.output().find("listening on"), std::string::npos) << tcpdump.output();
+  auto many = run_command({locomovctl_binary(), "send", "--plain", "--port", port, "--stdin",
+                           "--pipeline"},
+                          R"({"id":1,"timestamp":1764806400,"status":true,"voltage":230.1}
+{"id":2,"timestamp":1764806401,"status":"on"}
+{"id":3,"status":true,"voltage":229.9}
+)");
+  EXPECT_EQ(many.status, 1) << many.output;  // one packet is refused
+  auto single = run_command({locomovctl_binary(), "send", "--plain", "--port", port, "--id", "4",
+                             "--timestamp", "1764806500", "--connections", "3"});
+  EXPECT_EQ(single.status, 0) << single.output;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  tcpdump.signal(SIGTERM);
+  EXPECT_EQ(tcpdump.wait(std::chrono::seconds(10)), 0) << tcpdump.output();
+  ASSERT_EQ(d.stop(), 0) << d.log();
+
+  const auto capture_file = dir.path() / "plain.jsonl";
+  auto imported = run_command({locomovctl_binary(), "capture", "import-pcap", pcap.string(),
+                               "--port", port, "-o", capture_file.string()});
+  ASSERT_EQ(imported.status, 0) << imported.output;
+  EXPECT_NE(imported.output.find("4 connections"), std::string::npos) << imported.output;
+
+  const auto fresh = seeded_database();
+  auto replayed = run_command(
+      {locomovctl_binary(), "replay", capture_file.string(), "--db", fresh}, {},
+      std::chrono::seconds(60));
+  ASSERT_EQ(replayed.status, 0) << replayed.output;
+  EXPECT_NE(replayed.output.find("recorded 6, matching 6, differing 0, missing 0, extra 0"),
+            std::string::npos)
+      << replayed.output;
+  // The untimed packet was stored at its receipt time: the replay takes the
+  // time of the segment that carried it, a few microseconds from locomov's.
+  const std::string timed = "SELECT pub_id, created_at, voltage FROM packet WHERE pub_id <> 3 "
+                            "ORDER BY 1, 2";
+  EXPECT_EQ(rows(fresh, timed), rows(live, timed));
+  // Pubs 1 and 3, and 4 once: its three packets are one packet sent thrice.
+  EXPECT_EQ(query_number(fresh, "SELECT count(*) FROM packet"), 3);
+}
+
+TEST(CaptureImport, FileOfPacketsReplaysOnePerConnection) {
+  scratch_dir dir;
+  const auto packets = dir.path() / "packets.json";
+  std::ofstream(packets) << R"({"id":1,"timestamp":1764806400,"status":true}
+{"id":2,"timestamp":1764806400,"status":true}{"id":99,"timestamp":1764806400,"status":true}
+{"id":1,"timestamp":"soon","status":true})";
+  const auto capture_file = dir.path() / "packets.jsonl";
+  auto imported = run_command({locomovctl_binary(), "capture", "import-packets",
+                               packets.string(), "--one-per-connection", "-o",
+                               capture_file.string()});
+  ASSERT_EQ(imported.status, 0) << imported.output;
+  EXPECT_NE(imported.output.find("4 connections"), std::string::npos) << imported.output;
+  const auto db = seeded_database();
+  auto replayed = run_command({locomovctl_binary(), "replay", capture_file.string(), "--db", db},
+                              {}, std::chrono::seconds(60));
+  // Nothing was recorded to compare with: every reply is extra, which fails
+  // nothing.
+  ASSERT_EQ(replayed.status, 0) << replayed.output;
+  EXPECT_NE(replayed.output.find("recorded 0, matching 0, differing 0, missing 0, extra 4"),
+            std::string::npos)
+      << replayed.output;
+  EXPECT_NE(replayed.output.find("packet +2, quarantine +1"), std::string::npos)
+      << replayed.output;
+  EXPECT_NE(replayed.output.find("3 packets acknowledged"), std::string::npos) << replayed.output;
 }
 
 }  // namespace
