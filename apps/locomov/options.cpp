@@ -5,9 +5,9 @@
 #include <deque>
 #include <filesystem>
 #include <iostream>
-#include <string_view>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -27,6 +27,21 @@ std::vector<std::string> default_names() {
 
 /// A duration option given in `unit` ("days", "seconds" or "milliseconds"),
 /// whatever resolution the setting keeps internally.
+/// An option in megabytes, fractions allowed, kept in bytes; its default is
+/// what `target` holds.
+CLI::Option* add_megabytes(CLI::App& app, const std::string& name, std::uint64_t& target,
+                           const std::string& help) {
+  const double current = static_cast<double>(target) / (1 << 20);
+  std::ostringstream shown;
+  shown << current;
+  return app
+      .add_option_function<double>(
+          name, [&target](double mb) { target = static_cast<std::uint64_t>(mb * (1 << 20)); },
+          help)
+      ->default_str(shown.str())
+      ->check(CLI::Range(0.001, 1024.0 * 1024, "FLOAT in [0.001 - 1048576]"));
+}
+
 template <class Rep, class Period>
 CLI::Option* add_duration(CLI::App& app, const std::string& name,
                           std::chrono::duration<Rep, Period>& target, const std::string& unit,
@@ -103,12 +118,8 @@ options parse(int argc, char** argv, on_error errors) {
       ->capture_default_str();
   app.add_option("--log-file", o.log_file.path,
                  "Log to this file, rotated by size, instead of stderr; empty: stderr");
-  app.add_option_function<double>(
-         "--log-file-max-mb",
-         [&o](double mb) { o.log_file.max_bytes = static_cast<std::uint64_t>(mb * (1 << 20)); },
-         "Size at which the log file is rotated (fractions allowed: 0.5 is 512 KiB)")
-      ->default_str("10")
-      ->check(CLI::Range(0.001, 1024.0 * 1024, "FLOAT in [0.001 - 1048576]"));
+  add_megabytes(app, "--log-file-max-mb", o.log_file.max_bytes,
+                "Size at which the log file is rotated (fractions allowed: 0.5 is 512 KiB)");
   app.add_option("--log-file-count", o.log_file.keep,
                  "Rotated log files kept beside the current one; 0 keeps none")
       ->check(CLI::Range(0, 1000))
@@ -120,14 +131,8 @@ options parse(int argc, char** argv, on_error errors) {
                "locomovctl replay");
   app.add_option("--capture-dir", o.capture_files.dir,
                  "Folder of the capture files; empty: state-dir/capture");
-  app.add_option_function<double>(
-         "--capture-file-max-mb",
-         [&o](double mb) {
-           o.capture_files.max_bytes = static_cast<std::uint64_t>(mb * (1 << 20));
-         },
-         "Size at which the capture file is rotated (fractions allowed)")
-      ->default_str("64")
-      ->check(CLI::Range(0.001, 1024.0 * 1024, "FLOAT in [0.001 - 1048576]"));
+  add_megabytes(app, "--capture-file-max-mb", o.capture_files.max_bytes,
+                "Size at which the capture file is rotated (fractions allowed)");
   app.add_option("--capture-file-count", o.capture_files.keep,
                  "Rotated capture files kept beside the current one; 0 keeps none")
       ->check(CLI::Range(0, 100000))
