@@ -1,2 +1,2 @@
-INSERT INTO pub (pub_id, hash) VALUES (1, 1001), (2, 1002);
-SELECT setval('pub_pub_id_seq', 2);
+INSERT INTO pub (pub_id, hash) SELECT g, 1000 + g FROM generate_series(1, 8) g;
+SELECT setval('pub_pub_id_seq', 8);
