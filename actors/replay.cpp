@@ -360,7 +360,8 @@ std::string rewrite_frame(const std::string& frame, const replay_settings& setti
   json doc;
   try {
     doc = json::parse(frame);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
+    // parse_error, and out_of_range for a number past a double's range.
     return frame;
   }
   if (!doc.is_object()) {

@@ -266,20 +266,16 @@ struct pcap_closer {
 
 }  // namespace
 
-imported import_pcap(const std::filesystem::path& file, std::uint16_t port,
-                     const std::string& listener) {
-  char error[PCAP_ERRBUF_SIZE] = {};
-  std::unique_ptr<pcap_t, pcap_closer> pcap(
-      pcap_open_offline_with_tstamp_precision(file.c_str(), PCAP_TSTAMP_PRECISION_MICRO, error));
-  if (!pcap) {
-    throw std::runtime_error(file.string() + ": " + error);
-  }
-  const int link = pcap_datalink(pcap.get());
+namespace {
+
+imported read_pcap(pcap_t* pcap, std::uint16_t port, const std::string& listener,
+                   const std::string& name) {
+  const int link = pcap_datalink(pcap);
   pcap_reader reader(port, listener);
   pcap_pkthdr* header = nullptr;
   const unsigned char* data = nullptr;
   int rc = 0;
-  while ((rc = pcap_next_ex(pcap.get(), &header, &data)) == 1) {
+  while ((rc = pcap_next_ex(pcap, &header, &data)) == 1) {
     const auto ip = find_ip(link, data, header->caplen);
     segment s;
     const std::int64_t t_us =
@@ -291,9 +287,33 @@ imported import_pcap(const std::filesystem::path& file, std::uint16_t port,
     reader.packet(t_us, s);
   }
   if (rc == PCAP_ERROR) {
-    throw std::runtime_error(file.string() + ": " + pcap_geterr(pcap.get()));
+    throw std::runtime_error(name + ": " + pcap_geterr(pcap));
   }
   return std::move(reader).result();
+}
+
+}  // namespace
+
+imported import_pcap(const std::filesystem::path& file, std::uint16_t port,
+                     const std::string& listener) {
+  char error[PCAP_ERRBUF_SIZE] = {};
+  std::unique_ptr<pcap_t, pcap_closer> pcap(
+      pcap_open_offline_with_tstamp_precision(file.c_str(), PCAP_TSTAMP_PRECISION_MICRO, error));
+  if (!pcap) {
+    throw std::runtime_error(file.string() + ": " + error);
+  }
+  return read_pcap(pcap.get(), port, listener, file.string());
+}
+
+imported import_pcap(std::FILE* stream, std::uint16_t port, const std::string& listener) {
+  char error[PCAP_ERRBUF_SIZE] = {};
+  std::unique_ptr<pcap_t, pcap_closer> pcap(
+      pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_MICRO, error));
+  if (!pcap) {
+    std::fclose(stream);
+    throw std::runtime_error(std::string("pcap stream: ") + error);
+  }
+  return read_pcap(pcap.get(), port, listener, "pcap stream");
 }
 
 imported import_packets(std::istream& in, bool one_per_connection, std::int64_t start_us,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <iosfwd>
 #include <string>
@@ -29,6 +30,9 @@ struct imported {
 /// with libpcap's reason when the file cannot be read.
 imported import_pcap(const std::filesystem::path& file, std::uint16_t port,
                      const std::string& listener = "plain");
+
+/// import_pcap on an open stream, which it closes.
+imported import_pcap(std::FILE* stream, std::uint16_t port, const std::string& listener = "plain");
 
 /// A file of JSON packets (one per line, or concatenated) as a capture:
 /// all on one connection, or each on its own when `one_per_connection`.

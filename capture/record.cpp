@@ -115,7 +115,8 @@ std::optional<record> parse_line(std::string_view line, std::string& error) {
   json doc;
   try {
     doc = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number past a double's range.
     error = std::string("not JSON: ") + e.what();
     return std::nullopt;
   }
