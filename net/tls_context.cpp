@@ -16,6 +16,7 @@
 
 #include <array>
 #include <cerrno>
+#include <ctime>
 #include <stdexcept>
 #include <system_error>
 
@@ -203,6 +204,15 @@ std::vector<std::string> certificate_fingerprints(SSL_CTX* ctx) {
     }
   }
   return result;
+}
+
+std::int64_t certificate_not_after(SSL_CTX* ctx) {
+  const X509* leaf = SSL_CTX_get0_certificate(ctx);
+  std::tm tm{};
+  if (leaf == nullptr || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1) {
+    return 0;
+  }
+  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 namespace {

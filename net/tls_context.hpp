@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -48,6 +49,10 @@ std::string configured_groups(const SSL_CTX* ctx);
 /// certificate. Tells whether a reload brought a new chain, and names it in
 /// log lines.
 std::vector<std::string> certificate_fingerprints(SSL_CTX* ctx);
+
+/// When the context's certificate expires (its notAfter), in seconds since
+/// the Unix epoch; 0 for a context with no certificate.
+std::int64_t certificate_not_after(SSL_CTX* ctx);
 
 /// Paths of a self-signed CA and a server certificate it signed.
 struct self_signed_paths {

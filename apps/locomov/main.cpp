@@ -18,6 +18,7 @@
 #include "actors/messages.hpp"
 #include "actors/pipeline.hpp"
 #include "apps/locomov/daemonize.hpp"
+#include "apps/locomov/file_watch.hpp"
 #include "apps/locomov/options.hpp"
 #include "apps/locomov/privileges.hpp"
 #include "apps/locomov/reload.hpp"
@@ -319,18 +320,45 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
 
   app::notify_ready("accepting connections");
   report.ready();
-  // With a systemd watchdog, the wait for a signal wakes at half its
-  // interval to ping it.
+  // The wait for a signal wakes to ping a systemd watchdog at half its
+  // interval, and to look at the certificate files every tls-watch-interval.
   const auto watchdog = app::watchdog_interval();
+  app::file_watch certificate{reloader.certificate_files()};
+  using steady = std::chrono::steady_clock;
+  auto next_ping = steady::now() + watchdog / 2;
+  auto next_look = steady::now() + reloader.current().tls_watch_interval;
   for (;;) {
-    const int sig = wait_for_signal(signals, watchdog / 2);
+    const auto watch_every = reloader.current().tls_watch_interval;
+    auto wake = std::chrono::microseconds(0);
+    const auto now = steady::now();
+    for (auto [on, at] : {std::pair{watchdog.count() != 0, next_ping},
+                          std::pair{watch_every.count() != 0, next_look}}) {
+      if (on) {
+        const auto left = std::max(std::chrono::duration_cast<std::chrono::microseconds>(at - now),
+                                   std::chrono::microseconds(1));
+        wake = wake.count() == 0 ? left : std::min(wake, left);
+      }
+    }
+    const int sig = wait_for_signal(signals, wake);
     if (sig == 0) {
-      ping_watchdog_if_actors_answer(sys, listeners, pipeline, watchdog);
+      if (watchdog.count() != 0 && steady::now() >= next_ping) {
+        next_ping = steady::now() + watchdog / 2;
+        ping_watchdog_if_actors_answer(sys, listeners, pipeline, watchdog);
+      }
+      if (watch_every.count() != 0 && steady::now() >= next_look) {
+        next_look = steady::now() + watch_every;
+        if (certificate.changed()) {
+          reloader.reload_certificate();
+        }
+      }
       continue;
     }
     if (sig == SIGHUP) {
       app::notify_reloading();
       reloader.reload();
+      // The reload may name other files, and it read the current ones.
+      certificate = app::file_watch{reloader.certificate_files()};
+      next_look = steady::now() + reloader.current().tls_watch_interval;
       app::notify_ready("accepting connections");
       continue;
     }

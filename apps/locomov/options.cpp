@@ -199,6 +199,9 @@ options parse(int argc, char** argv, on_error errors) {
                  "Port naming the embedded cluster's unix socket (it has no TCP listener)")
       ->capture_default_str();
 
+  add_duration(app, "--tls-watch-interval", o.tls_watch_interval, "seconds",
+               "How often the certificate and key files are checked; a renewal (a changed "
+               "file, a swapped symlink) is served to new handshakes; 0: only on SIGHUP");
   add_duration(app, "--handshake-timeout", o.connection.handshake_timeout, "seconds",
                "Total time allowed for a TLS handshake");
   add_duration(app, "--read-timeout", o.connection.read_timeout, "seconds",

@@ -36,6 +36,8 @@ struct options {
 
   net::tls_settings tls;
   std::vector<std::string> tls_names;  // self-signed certificate's names
+  /// How often the certificate and key files are checked for a renewal; 0: never.
+  std::chrono::milliseconds tls_watch_interval{std::chrono::seconds(5)};
 
   std::string db;  // empty: the embedded cluster
   int embedded_db_port = 5432;

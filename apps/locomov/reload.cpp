@@ -66,6 +66,7 @@ const std::vector<option_view>& live_options() {
       {"tls-ciphersuites", [](const options& o) { return text(o.tls.ciphersuites); }},
       {"tls-groups", [](const options& o) { return text(o.tls.groups); }},
       {"tls-names", [](const options& o) { return text(o.tls_names); }},
+      {"tls-watch-interval", [](const options& o) { return text(o.tls_watch_interval); }},
       {"handshake-timeout", [](const options& o) { return text(o.connection.handshake_timeout); }},
       {"read-timeout", [](const options& o) { return text(o.connection.read_timeout); }},
       {"idle-timeout", [](const options& o) { return text(o.connection.idle_timeout); }},
@@ -132,6 +133,7 @@ options with_live_options(const options& running, const options& next) {
   applied.log_level = next.log_level;
   applied.tls = next.tls;
   applied.tls_names = next.tls_names;
+  applied.tls_watch_interval = next.tls_watch_interval;
   applied.connection = next.connection;
   applied.admission = next.admission;
   applied.keepalive = next.keepalive;
@@ -139,6 +141,14 @@ options with_live_options(const options& running, const options& next) {
   applied.capture = next.capture;
   applied.capture_files = next.capture_files;
   return applied;
+}
+
+/// The served certificate's expiry as a gauge, for alerts before it comes.
+void publish_certificate(SSL_CTX* ctx) {
+  static auto& expiry = metrics::get_gauge(
+      "locomov_certificate_expiry_timestamp_seconds", {},
+      "When the certificate served to new handshakes expires (notAfter), unix seconds");
+  expiry.set(net::certificate_not_after(ctx));
 }
 
 std::string joined_or_none(const std::vector<std::string>& keys) {
@@ -185,7 +195,44 @@ reloader::reloader(caf::actor_system& sys, int argc, char** argv, options runnin
       succeeded_(metrics::get_counter("locomov_config_reloads_total", "result=\"ok\"",
                                       "Configuration reloads (SIGHUP), by outcome")),
       failed_(metrics::get_counter("locomov_config_reloads_total", "result=\"failed\"",
-                                   "Configuration reloads (SIGHUP), by outcome")) {}
+                                   "Configuration reloads (SIGHUP), by outcome")) {
+  publish_certificate(tls_.get());
+}
+
+std::vector<std::filesystem::path> reloader::certificate_files() const {
+  const auto tls = tls_files(current_);
+  return {tls.cert_file, tls.key_file};
+}
+
+void reloader::reload_certificate() {
+  static auto& reloaded = metrics::get_counter(
+      "locomov_certificate_reloads_total", "result=\"ok\"",
+      "Certificates taken from changed files, by outcome");
+  static auto& refused = metrics::get_counter(
+      "locomov_certificate_reloads_total", "result=\"failed\"",
+      "Certificates taken from changed files, by outcome");
+  try {
+    auto ctx = net::make_server_context(tls_files(current_));
+    const auto fingerprints = net::certificate_fingerprints(ctx.get());
+    if (fingerprints == net::certificate_fingerprints(tls_.get())) {
+      logs::app().info("certificate files changed, same certificate: nothing to reload");
+      return;
+    }
+    update_listeners(sys_, listeners_, {ctx, current_.connection, current_.keepalive});
+    tls_ = std::move(ctx);
+    publish_certificate(tls_.get());
+    reloaded.inc();
+    logs::app().info("certificate reloaded reason=\"files changed\" certificate_sha256={}",
+                     fingerprints.empty() ? "none" : fingerprints.front());
+  } catch (const std::exception& e) {
+    // A renewal caught between its two files, say: the next change retries.
+    refused.inc();
+    logs::app().warn(
+        "certificate files changed but cannot be served, keeping the running certificate "
+        "reason=\"{}\"",
+        logs::one_line(e.what()));
+  }
+}
 
 void reloader::reload() {
   logs::app().info("reloading configuration signal=SIGHUP");
@@ -248,6 +295,7 @@ void reloader::reload() {
         applied.admission.max_connections != 0 ? applied.admission.max_connections : derived,
         applied.admission.max_per_address);
     tls_ = std::move(serving);
+    publish_certificate(tls_.get());
     // Open connections hold the old recorder: stopping it ends their
     // capture now, not when the last of them closes.
     if (current_.connection.capture && current_.connection.capture != recording) {

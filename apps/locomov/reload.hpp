@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -46,6 +47,15 @@ class reloader {
   /// outcome in locomov_config_reloads_total{result}. Never throws; blocks
   /// until every listener took the new settings.
   void reload();
+
+  /// The certificate and key files served, to watch for renewals.
+  std::vector<std::filesystem::path> certificate_files() const;
+
+  /// Serves the certificate files' new contents to new handshakes, as
+  /// SIGHUP would but touching nothing else; a pair that cannot be loaded
+  /// (a renewal half written) keeps the running one, with a warning. Never
+  /// throws; counts the outcome in locomov_certificate_reloads_total.
+  void reload_certificate();
 
   /// The options in force: start-up's, with what reloads changed live.
   const options& current() const { return current_; }

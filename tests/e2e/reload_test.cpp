@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -48,7 +49,10 @@ class Reload : public ::testing::Test {
                {"confo-port", "0"},
                {"status-port", std::to_string(status_port_)},
                {"tls-cert", (dir_ / "server.crt").string()},
-               {"tls-key", (dir_ / "server.key").string()}};
+               {"tls-key", (dir_ / "server.key").string()},
+               // Tests that replace files and send SIGHUP must not race the
+               // watcher; the one that needs it turns it on.
+               {"tls-watch-interval", "0"}};
     make_key_pair("first");
     make_key_pair("second");
     install_key_pair("first");
@@ -318,6 +322,53 @@ TEST_F(Reload, CaptureTurnedOnRecordsNewConnectionsAndTurnedOffStops) {
   EXPECT_FALSE(recorded(3)) << text;
   EXPECT_FALSE(recorded(4)) << text;
   EXPECT_EQ(lines_with("capture stopped"), 1) << log();
+
+  before.reset();
+  after.reset();
+  proc_->signal(SIGTERM);
+  EXPECT_EQ(proc_->wait(30s), 0) << log();
+}
+
+TEST_F(Reload, RenewedCertificateFilesAreServedWithoutASignal) {
+  config_["tls-watch-interval"] = "0.2";
+  write_config();
+  start();
+  auto before = connect("first");
+  ASSERT_EQ(send(*before, 1), "Thank you.\n") << log();
+
+  // A renewal caught between its two files: the new certificate with the
+  // old key cannot be served, and the running pair stays.
+  fs::copy_file(dir_ / "second.crt", dir_ / "server.crt", fs::copy_options::overwrite_existing);
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (lines_with("certificate files changed but cannot be served") == 0 &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(lines_with("certificate files changed but cannot be served, keeping the running "
+                       "certificate"),
+            1)
+      << log();
+  EXPECT_EQ(connect("first")->peer_fingerprint(), fingerprint("first"));
+
+  // Then the key arrives: new handshakes get the new certificate within
+  // seconds, and the open connection keeps its session.
+  fs::copy_file(dir_ / "second.key", dir_ / "server.key", fs::copy_options::overwrite_existing);
+  while (lines_with("certificate reloaded reason=\"files changed\" certificate_sha256=" +
+                    fingerprint("second")) == 0 &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  auto after = connect("second");
+  EXPECT_EQ(after->peer_fingerprint(), fingerprint("second")) << log();
+  EXPECT_EQ(send(*after, 2), "Thank you.\n") << log();
+  EXPECT_EQ(send(*before, 3), "Thank you.\n") << log();
+
+  const auto metrics = scrape_metrics(status_port_);
+  EXPECT_EQ(metrics.at("locomov_certificate_reloads_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(metrics.at("locomov_certificate_reloads_total{result=\"failed\"}"), 1);
+  EXPECT_GT(metrics.at("locomov_certificate_expiry_timestamp_seconds"),
+            static_cast<double>(std::time(nullptr)));
+  EXPECT_EQ(lines_with("reloading configuration"), 0) << log();
 
   before.reset();
   after.reset();
