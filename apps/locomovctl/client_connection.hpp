@@ -89,6 +89,9 @@ class client_connection {
   /// Sends close_notify without waiting for the peer's, then closes.
   void close();
 
+  /// The TLS session, for what it says of the server (its chain); null on
+  /// plain TCP.
+  SSL* tls() const { return ssl_.get(); }
   /// "TLSv1.3 TLS_AES_256_GCM_SHA384", or "plain TCP".
   std::string description() const;
 

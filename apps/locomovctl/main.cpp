@@ -11,6 +11,7 @@
 #include "apps/locomovctl/confo_command.hpp"
 #include "apps/locomovctl/send_command.hpp"
 #include "apps/locomovctl/capture_command.hpp"
+#include "apps/locomovctl/cert_command.hpp"
 #include "apps/locomovctl/replay_command.hpp"
 #include "apps/locomovctl/stats_command.hpp"
 
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   commands.push_back(make_stats_command());
   commands.push_back(make_replay_command());
   commands.push_back(make_capture_command());
+  commands.push_back(make_cert_command());
 
   std::vector<std::pair<CLI::App*, command*>> chosen;
   for (const auto& c : commands) {

@@ -369,6 +369,14 @@ TEST_F(Reload, RenewedCertificateFilesAreServedWithoutASignal) {
   EXPECT_GT(metrics.at("locomov_certificate_expiry_timestamp_seconds"),
             static_cast<double>(std::time(nullptr)));
   EXPECT_EQ(lines_with("reloading configuration"), 0) << log();
+  // What an operator checks: the certificate in service, as a device sees it.
+  const auto shown = run_command({locomovctl_binary(), "cert", "--port",
+                                  std::to_string(packet_port_), "--ca",
+                                  (dir_ / "second.crt").string(), "--servername", "127.0.0.1"});
+  EXPECT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find("sha256      " + fingerprint("second")), std::string::npos)
+      << shown.output;
+  EXPECT_NE(shown.output.find("chain verified"), std::string::npos) << shown.output;
 
   before.reset();
   after.reset();
