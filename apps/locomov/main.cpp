@@ -13,6 +13,7 @@
 #include <pqxx/connection>
 #include <unistd.h>
 
+#include "actors/acme_actor.hpp"
 #include "actors/listener.hpp"
 #include "actors/liveness.hpp"
 #include "actors/messages.hpp"
@@ -26,6 +27,7 @@
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
 #include "net/open_files.hpp"
+#include "net/http01_server.hpp"
 #include "net/status_server.hpp"
 #include "net/tls_context.hpp"
 #include "storage/conninfo.hpp"
@@ -274,6 +276,7 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
   // database taking connections.
   std::atomic<bool> accepting{false};
   std::unique_ptr<net::status_server> status;
+  std::shared_ptr<net::http01_server> http01;
   try {
     start_listeners(sys, opts, ctx, places, peers, listeners);
     accepting = true;
@@ -291,10 +294,15 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
             return r;
           });
     }
+    if (!opts.acme.directory.empty()) {
+      // Port 80, like the others, is bound while locomov may still be root.
+      http01 = std::make_shared<net::http01_server>(opts.acme_http_listen, opts.acme_http_port);
+    }
     // Every port is bound: root is no longer needed. What locomov made as
     // root and writes to later goes to the account first.
     app::drop_privileges(account, {opts.log_file.path, opts.state_dir / "spool",
-                                   opts.state_dir / "tls", opts.capture_files.dir});
+                                   opts.state_dir / "tls", opts.capture_files.dir,
+                                   opts.acme.dir});
   } catch (const std::exception&) {
     // The actor system's destructor waits for every actor to end: without
     // this, a port in use would hang start-up instead of ending it.
@@ -304,12 +312,17 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
 
   logs::app().info("locomov ready certificate={} writers={} threads={}",
                    tls.cert_file.string(), writer.writers, threads);
-  if (opts.tls.cert_file.empty()) {
+  if (tls.cert_file == opts.state_dir / "tls" / "server.crt") {
     logs::app().info("self-signed certificate, verify it with ca={}",
                      (opts.state_dir / "tls" / "ca.crt").string());
   }
   if (cluster) {
     logs::app().info("embedded database, open it with: {}", cluster->psql_command());
+  }
+
+  caf::actor acme;
+  if (http01) {
+    acme = actors::spawn_acme_actor(sys, opts.acme, http01);
   }
 
   std::vector<caf::actor> brokers;
@@ -370,6 +383,10 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
   app::notify_stopping();
   accepting = false;
   drain_listeners(sys, listeners, reloader.current().shutdown_timeout, signals);
+  if (acme) {
+    // An order under way ends first: the actor system waits for it.
+    caf::anon_send_exit(acme, caf::exit_reason::user_shutdown);
+  }
   stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");
   status.reset();

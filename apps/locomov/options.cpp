@@ -199,6 +199,33 @@ options parse(int argc, char** argv, on_error errors) {
                  "Port naming the embedded cluster's unix socket (it has no TCP listener)")
       ->capture_default_str();
 
+  app.add_option("--acme-directory", o.acme.directory,
+                 "Obtain and renew the certificate from this ACME directory URL (Let's Encrypt: "
+                 "https://acme-v02.api.letsencrypt.org/directory); empty: off");
+  app.add_option("--acme-email", o.acme.email, "Contact of the ACME account");
+  app.add_option("--acme-names", o.acme.names,
+                 "Names of the certificate, comma separated; the first is what devices without "
+                 "SNI get")
+      ->delimiter(',');
+  app.add_option("--acme-ca-file", o.acme.ca_file,
+                 "Trust for the ACME CA's own HTTPS (a test CA); empty: the system's");
+  app.add_option("--acme-http-listen", o.acme_http_listen, "Address for HTTP-01 challenges")
+      ->capture_default_str();
+  app.add_option("--acme-http-port", o.acme_http_port,
+                 "Port for HTTP-01 challenges (the CA connects to 80); bound before dropping root")
+      ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--acme-key-type", [&o](const std::string& t) { o.acme.rsa = t == "rsa"; },
+         "Key of the certificate: rsa (RSA-2048, what the fleet needs) or ecdsa (P-256)")
+      ->check(CLI::IsMember({"rsa", "ecdsa"}))
+      ->default_str("rsa");
+  app.add_option("--acme-renew-when-left", o.acme.renew_when_left,
+                 "Renew once this fraction of the certificate's lifetime is left")
+      ->check(CLI::Range(0.01, 0.99))
+      ->capture_default_str();
+  app.add_option("--acme-preferred-chain", o.acme.preferred_chain,
+                 "Common name of the root the served chain must end at, among the CA's "
+                 "alternate chains; empty: the CA's default chain");
   add_duration(app, "--tls-watch-interval", o.tls_watch_interval, "seconds",
                "How often the certificate and key files are checked; a renewal (a changed "
                "file, a swapped symlink) is served to new handshakes; 0: only on SIGHUP");
@@ -296,6 +323,15 @@ options parse(int argc, char** argv, on_error errors) {
     if (!path->empty() && path->is_relative()) {
       *path = started_in / *path;
     }
+  }
+  o.acme.dir = o.state_dir / "acme";
+  if (!o.acme.directory.empty() && o.acme.names.empty()) {
+    const char* message = "--acme-directory needs --acme-names";
+    if (errors == on_error::throw_error) {
+      throw std::runtime_error(message);
+    }
+    std::cerr << "locomov: " << message << "\n";
+    std::exit(2);
   }
   if (o.capture_files.dir.empty()) {
     o.capture_files.dir = o.state_dir / "capture";

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/acme_actor.hpp"
 #include "actors/settings.hpp"
 #include "capture/recorder.hpp"
 #include "common/logging.hpp"
@@ -36,6 +37,11 @@ struct options {
 
   net::tls_settings tls;
   std::vector<std::string> tls_names;  // self-signed certificate's names
+  /// Certificates from an ACME CA (directory empty: off); dir is
+  /// state-dir/acme.
+  actors::acme_settings acme;
+  std::string acme_http_listen = "0.0.0.0";
+  std::uint16_t acme_http_port = 80;
   /// How often the certificate and key files are checked for a renewal; 0: never.
   std::chrono::milliseconds tls_watch_interval{std::chrono::seconds(5)};
 

@@ -123,6 +123,15 @@ const std::vector<option_view>& restart_options() {
       {"pidfile", [](const options& o) { return text(o.pidfile); }},
       {"user", [](const options& o) { return text(o.user); }},
       {"group", [](const options& o) { return text(o.group); }},
+      {"acme-directory", [](const options& o) { return text(o.acme.directory); }},
+      {"acme-email", [](const options& o) { return text(o.acme.email); }},
+      {"acme-names", [](const options& o) { return text(o.acme.names); }},
+      {"acme-ca-file", [](const options& o) { return text(o.acme.ca_file); }},
+      {"acme-http-listen", [](const options& o) { return text(o.acme_http_listen); }},
+      {"acme-http-port", [](const options& o) { return text(o.acme_http_port); }},
+      {"acme-key-type", [](const options& o) { return std::string(o.acme.rsa ? "rsa" : "ecdsa"); }},
+      {"acme-renew-when-left", [](const options& o) { return text(o.acme.renew_when_left); }},
+      {"acme-preferred-chain", [](const options& o) { return text(o.acme.preferred_chain); }},
   };
   return list;
 }
@@ -173,6 +182,16 @@ void update_listeners(caf::actor_system& sys, const std::vector<caf::actor>& lis
 
 net::tls_settings tls_files(const options& opts) {
   auto tls = opts.tls;
+  if (tls.cert_file.empty() && !opts.acme.directory.empty()) {
+    const auto cert = actors::acme_cert_file(opts.acme);
+    const auto key = actors::acme_key_file(opts.acme);
+    if (std::filesystem::exists(cert) && std::filesystem::exists(key)) {
+      tls.cert_file = cert;
+      tls.key_file = key;
+      return tls;
+    }
+    // Until the CA's first certificate arrives, the self-signed pair.
+  }
   if (tls.cert_file.empty()) {
     auto made = net::ensure_self_signed(opts.state_dir / "tls", opts.tls_names);
     tls.cert_file = made.cert;
@@ -200,6 +219,10 @@ reloader::reloader(caf::actor_system& sys, int argc, char** argv, options runnin
 }
 
 std::vector<std::filesystem::path> reloader::certificate_files() const {
+  if (current_.tls.cert_file.empty() && !current_.acme.directory.empty()) {
+    // Where the ACME actor writes, whether it has yet or not.
+    return {actors::acme_cert_file(current_.acme), actors::acme_key_file(current_.acme)};
+  }
   const auto tls = tls_files(current_);
   return {tls.cert_file, tls.key_file};
 }

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+namespace locomov::net {
+class http01_server;
+}  // namespace locomov::net
+
+namespace locomov::actors {
+
+/// Where certificates come from when locomov obtains them itself.
+struct acme_settings {
+  std::string directory;  ///< the CA's directory URL; empty: ACME is off
+  std::string email;      ///< the account's contact
+  std::string ca_file;    ///< trust for the CA's own HTTPS; empty: the system's
+  std::vector<std::string> names;  ///< the first is served to devices that send no SNI
+  bool rsa = true;                 ///< RSA-2048 keys, which the fleet needs; else P-256
+  /// Renew once this fraction of the certificate's lifetime is left.
+  double renew_when_left = 1.0 / 3;
+  /// The common name of the root (or topmost issuer) the served chain must
+  /// end at, among the CA's alternate chains; empty: the CA's default chain.
+  std::string preferred_chain;
+  std::filesystem::path dir;  ///< account.key, cert.pem and key.pem
+  std::chrono::seconds first_retry{60};  ///< after a failed order, doubling...
+  std::chrono::seconds max_retry{std::chrono::hours(6)};  ///< ...up to this
+};
+
+std::filesystem::path acme_cert_file(const acme_settings& s);
+std::filesystem::path acme_key_file(const acme_settings& s);
+
+/// Spawns the actor that keeps a certificate from the CA in
+/// settings.dir: at start and whenever one is due, it checks the cached
+/// certificate and, when there is none, it is expired, its names differ or
+/// `renew_when_left` of its lifetime is left, orders one (on a thread of
+/// its own, since the ACME exchange blocks), answering HTTP-01 through
+/// `http01`. The new pair is written over cert.pem and key.pem, which the
+/// daemon watches (tls-watch-interval) and serves to new handshakes. A
+/// failure keeps the running certificate, is logged with the CA's problem
+/// type and retried after the CA's Retry-After or a doubling back-off.
+caf::actor spawn_acme_actor(caf::actor_system& sys, acme_settings settings,
+                            std::shared_ptr<net::http01_server> http01);
+
+}  // namespace locomov::actors
