@@ -231,6 +231,10 @@ caf::behavior acme_behavior(acme_actor* self, acme_settings settings,
           check(self);
         }
       },
+      [self](renew_atom) {
+        logs::app().info("ACME certificate needed reason=\"renewal asked\"");
+        renew(self);
+      },
   };
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
 namespace locomov::net {
@@ -31,6 +32,9 @@ struct acme_settings {
   std::chrono::seconds first_retry{60};  ///< after a failed order, doubling...
   std::chrono::seconds max_retry{std::chrono::hours(6)};  ///< ...up to this
 };
+
+/// (renew) to the acme actor: order a certificate now, due or not (SIGUSR1).
+using renew_atom = caf::atom_constant<caf::atom("acmerenew")>;
 
 std::filesystem::path acme_cert_file(const acme_settings& s);
 std::filesystem::path acme_key_file(const acme_settings& s);

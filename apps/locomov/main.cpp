@@ -47,6 +47,7 @@ sigset_t block_control_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
@@ -363,6 +364,14 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
         if (certificate.changed()) {
           reloader.reload_certificate();
         }
+      }
+      continue;
+    }
+    if (sig == SIGUSR1) {
+      if (acme) {
+        caf::anon_send(acme, actors::renew_atom::value);
+      } else {
+        logs::app().warn("SIGUSR1 renews the ACME certificate, and acme-directory is not set");
       }
       continue;
     }

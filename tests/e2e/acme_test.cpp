@@ -2,11 +2,15 @@
 // and keeping it across restarts.
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -131,6 +135,56 @@ TEST(Acme, AnExpiredCachedCertificateIsReplacedAtStart) {
   ASSERT_TRUE(wait_for_log(d, "certificate reloaded reason=\"files changed\"")) << d.log();
   EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"ok\"}"), 1);
   EXPECT_EQ(device_handshake(d, root).status, 0) << d.log();
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+TEST(Acme, ARenewalUnderTrafficReachesNewHandshakesAndFailsNoConnection) {
+  pebble_ca ca({});
+  scratch_dir dir;
+  const auto root = dir.path() / "root.pem";
+  std::ofstream(root) << ca.root(0);
+  daemon d(acme_options(ca));
+  ASSERT_TRUE(wait_for_log(d, "certificate reloaded reason=\"files changed\"")) << d.log();
+  auto serial = [&] {
+    const auto shown = run_command({locomovctl_binary(), "cert", "--port",
+                                    std::to_string(d.packet_port()), "--json"});
+    const auto doc = nlohmann::json::parse(shown.output, nullptr, false);
+    return doc.is_discarded() ? std::string() : doc["chain"][0].value("serial", "");
+  };
+  const auto first = serial();
+  ASSERT_FALSE(first.empty());
+
+  // Devices keep connecting, verifying the chain, while the renewal runs.
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::atomic<int> failed{0};
+  std::string failure;
+  std::thread devices([&] {
+    while (!stop) {
+      const auto r = run_command({locomovctl_binary(), "send", "--port",
+                                  std::to_string(d.packet_port()), "--ca", root.string(),
+                                  "--servername", name, "--id", "1"});
+      ++sent;
+      if (r.output.find("Thank you 1") == std::string::npos) {
+        ++failed;
+        failure = r.output;
+      }
+    }
+  });
+  d.proc().signal(SIGUSR1);
+  std::string now = first;
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (now == first && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(200ms);
+    now = serial();
+  }
+  std::this_thread::sleep_for(500ms);  // a few handshakes on the new one
+  stop = true;
+  devices.join();
+  EXPECT_NE(now, first) << d.log();
+  EXPECT_GT(sent.load(), 3);
+  EXPECT_EQ(failed.load(), 0) << failure;
+  EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"ok\"}"), 2);
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
