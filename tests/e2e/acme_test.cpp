@@ -2,6 +2,7 @@
 // and keeping it across restarts.
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -57,13 +58,16 @@ command_result device_handshake(const daemon& d, const std::filesystem::path& ro
                      "", 20s);
 }
 
-/// A key pair for `name` that expired yesterday, as an old cache would hold.
-void write_expired_pair(const std::filesystem::path& cert, const std::filesystem::path& key) {
+/// A self-signed key pair for `name`, valid from `from_s` to `until_s`
+/// seconds from now: one that expired yesterday, as an old cache would hold,
+/// by default.
+void write_pair(const std::filesystem::path& cert, const std::filesystem::path& key,
+                long from_s = -3 * 86400, long until_s = -86400) {
   EVP_PKEY* k = EVP_RSA_gen(2048);
   X509* x = X509_new();
   ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3 * 86400);
-  X509_gmtime_adj(X509_getm_notAfter(x), -86400);
+  X509_gmtime_adj(X509_getm_notBefore(x), from_s);
+  X509_gmtime_adj(X509_getm_notAfter(x), until_s);
   X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
   X509_set_issuer_name(x, X509_get_subject_name(x));
@@ -82,6 +86,73 @@ void write_expired_pair(const std::filesystem::path& cert, const std::filesystem
   X509_free(x);
   EVP_PKEY_free(k);
 }
+
+/// A CA that registers accounts and answers every order `rateLimited`
+/// with Retry-After, as Let's Encrypt does past its limits: HTTPS on a
+/// free loopback port, with a throwaway certificate (`ca_file`).
+class rate_limited_ca {
+ public:
+  explicit rate_limited_ca(int retry_after_s) {
+    const auto cert = dir_.path() / "stub.crt";
+    const auto key = dir_.path() / "stub.key";
+    const auto made = run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                   "-days", "2", "-subj", "/CN=localhost", "-addext",
+                                   "subjectAltName=IP:127.0.0.1", "-keyout", key.string(),
+                                   "-out", cert.string()});
+    if (made.status != 0) {
+      throw std::runtime_error(made.output);
+    }
+    server_ = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    const std::string base = "https://127.0.0.1:" + std::to_string(port_);
+    auto nonce = [this](httplib::Response& res) {
+      res.set_header("Replay-Nonce", "n" + std::to_string(++nonces_));
+    };
+    server_->Get("/dir", [base](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"newNonce":")" + base + R"(/nonce","newAccount":")" + base +
+                          R"(/account","newOrder":")" + base + R"(/order"})",
+                      "application/json");
+    });
+    server_->Options("/nonce", [nonce](const httplib::Request&, httplib::Response& res) {
+      nonce(res);
+    });
+    server_->Get("/nonce", [nonce](const httplib::Request&, httplib::Response& res) {
+      nonce(res);
+    });
+    server_->Post("/account", [base, nonce](const httplib::Request&, httplib::Response& res) {
+      nonce(res);
+      res.status = 201;
+      res.set_header("Location", base + "/account/1");
+      res.set_content(R"({"status":"valid"})", "application/json");
+    });
+    server_->Post("/order", [this, nonce, retry_after_s](const httplib::Request&,
+                                                          httplib::Response& res) {
+      ++orders_;
+      nonce(res);
+      res.status = 429;
+      res.set_header("Retry-After", std::to_string(retry_after_s));
+      res.set_content(R"({"type":"urn:ietf:params:acme:error:rateLimited",)"
+                      R"("detail":"too many certificates already issued"})",
+                      "application/problem+json");
+    });
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+  }
+  ~rate_limited_ca() {
+    server_->stop();
+    thread_.join();
+  }
+  std::string directory() const { return "https://127.0.0.1:" + std::to_string(port_) + "/dir"; }
+  std::string ca_file() const { return (dir_.path() / "stub.crt").string(); }
+  int orders() const { return orders_; }
+
+ private:
+  scratch_dir dir_;
+  std::unique_ptr<httplib::SSLServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<int> nonces_{0};
+  std::atomic<int> orders_{0};
+};
 
 double metric(const daemon& d, const std::string& series) {
   const auto m = scrape_metrics(d.status_port());
@@ -129,7 +200,7 @@ TEST(Acme, AnExpiredCachedCertificateIsReplacedAtStart) {
   daemon d(acme_options(ca));
   ASSERT_TRUE(wait_for_log(d, "ACME certificate obtained")) << d.log();
   ASSERT_EQ(d.stop(), 0) << d.log();
-  write_expired_pair(d.state_dir() / "acme" / "cert.pem", d.state_dir() / "acme" / "key.pem");
+  write_pair(d.state_dir() / "acme" / "cert.pem", d.state_dir() / "acme" / "key.pem");
   d.restart();
   ASSERT_TRUE(wait_for_log(d, "ACME certificate needed reason=expired")) << d.log();
   ASSERT_TRUE(wait_for_log(d, "certificate reloaded reason=\"files changed\"")) << d.log();
@@ -185,6 +256,30 @@ TEST(Acme, ARenewalUnderTrafficReachesNewHandshakesAndFailsNoConnection) {
   EXPECT_GT(sent.load(), 3);
   EXPECT_EQ(failed.load(), 0) << failure;
   EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"ok\"}"), 2);
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+TEST(Acme, ARateLimitKeepsTheCachedCertificateAndWaitsForRetryAfter) {
+  rate_limited_ca limited(120);
+  daemon d({"--db", pg_cluster::shared().fresh_database(), "--acme-directory",
+            limited.directory(), "--acme-ca-file", limited.ca_file(), "--acme-names", name,
+            "--acme-http-listen", "127.0.0.1", "--acme-http-port", std::to_string(free_port()),
+            "--log-level", "info"});
+  ASSERT_TRUE(wait_for_log(d, "error:rateLimited")) << d.log();
+  ASSERT_EQ(d.stop(), 0) << d.log();
+  // A cached certificate with a day of its 90 left: its renewal is due.
+  const auto cached = d.state_dir() / "acme" / "cert.pem";
+  write_pair(cached, d.state_dir() / "acme" / "key.pem", -89 * 86400, 86400);
+  d.restart();
+  ASSERT_TRUE(wait_for_log(d, "ACME certificate needed reason=renewal due")) << d.log();
+  ASSERT_TRUE(wait_for_log(d, "retry_in=120s")) << d.log();
+  const int ordered = limited.orders();
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(limited.orders(), ordered) << "an order before Retry-After";
+  // The cached certificate is still what devices get, and the process runs.
+  const auto handshake = device_handshake(d, cached);
+  EXPECT_EQ(handshake.status, 0) << handshake.output << d.log();
+  EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"failed\"}"), 1);
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
