@@ -283,6 +283,51 @@ TEST(Acme, ARateLimitKeepsTheCachedCertificateAndWaitsForRetryAfter) {
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
+/// The common name of `pem`'s first certificate.
+std::string common_name(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  char cn[256] = {};
+  if (cert != nullptr) {
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    X509_free(cert);
+  }
+  return cn;
+}
+
+TEST(Acme, ThePreferredRootPicksAmongTheAlternateChains) {
+  pebble_ca ca({"PEBBLE_ALTERNATE_ROOTS=1"});
+  scratch_dir dir;
+  const auto alternate = dir.path() / "alternate.pem";
+  const auto primary = dir.path() / "primary.pem";
+  std::ofstream(alternate) << ca.root(1);
+  std::ofstream(primary) << ca.root(0);
+  auto options = acme_options(ca);
+  options.insert(options.end(), {"--acme-preferred-chain", common_name(ca.root(1))});
+  daemon d(options);
+  ASSERT_TRUE(wait_for_log(d, "certificate reloaded reason=\"files changed\"")) << d.log();
+  EXPECT_NE(d.log().find("chain_root=\"" + common_name(ca.root(1)) + "\""), std::string::npos)
+      << d.log();
+  // Devices that trust only the alternate root accept the chain served.
+  EXPECT_EQ(device_handshake(d, alternate).status, 0) << d.log();
+  EXPECT_NE(device_handshake(d, primary).status, 0);
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+TEST(Acme, APreferredRootNoChainEndsAtKeepsTheRunningCertificate) {
+  pebble_ca ca({});
+  auto options = acme_options(ca);
+  options.insert(options.end(), {"--acme-preferred-chain", "Root the CA never heard of"});
+  daemon d(options);
+  // Quotes in a reason are logged as ' (logs::one_line).
+  ASSERT_TRUE(wait_for_log(d, "no chain the CA offers ends at 'Root the CA never heard of'"))
+      << d.log();
+  EXPECT_EQ(d.log().find("certificate reloaded"), std::string::npos) << d.log();
+  EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"failed\"}"), 1);
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
 TEST(Acme, AnUnreachableCaLeavesTheRunningCertificateAndTheProcessUp) {
   pebble_ca ca({});
   daemon d(acme_options(ca, "https://127.0.0.1:" + std::to_string(free_port()) + "/dir"));
