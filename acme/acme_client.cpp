@@ -395,8 +395,8 @@ std::pair<std::string, std::string> make_csr(const std::vector<std::string>& nam
 
 }  // namespace
 
-issued client::order(const std::vector<std::string>& names, const http01_responder& responder,
-                     bool rsa_key) {
+issued client::order(const std::vector<std::string>& names,
+                     const challenge_responder& responder, bool rsa_key) {
   if (account_url_.empty()) {
     register_account();
   }
@@ -412,22 +412,21 @@ issued client::order(const std::vector<std::string>& names, const http01_respond
     if (authz.value("status", "") == "valid") {
       continue;  // reused from an earlier order
     }
-    json http01;
+    const std::string name = authz["identifier"].value("value", "?");
+    json challenge;
     for (const auto& c : authz.value("challenges", json::array())) {
-      if (c.value("type", "") == "http-01") {
-        http01 = c;
+      if (c.value("type", "") == responder.type) {
+        challenge = c;
       }
     }
-    if (http01.is_null()) {
-      throw acme_error({}, "the CA offers no http-01 challenge for " +
-                               authz["identifier"].value("value", "?"),
-                       0);
+    if (challenge.is_null()) {
+      throw acme_error({}, "the CA offers no " + responder.type + " challenge for " + name, 0);
     }
-    const std::string token = http01.value("token", "");
-    responder(token, key_authorization(token));
-    post(http01.value("url", ""), "{}");
+    const std::string token = challenge.value("token", "");
+    responder.answer(name, token, key_authorization(token));
+    post(challenge.value("url", ""), "{}");
     const auto done = poll(authz_url, "pending").doc();
-    responder(token, "");
+    responder.answer(name, token, "");
     if (done.value("status", "") != "valid") {
       std::string type;
       std::string detail = "authorization " + done.value("status", "?");

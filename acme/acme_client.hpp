@@ -46,16 +46,24 @@ struct issued {
   std::vector<std::string> alternate_chains_pem;  ///< from Link: rel="alternate"
 };
 
-/// Answers HTTP-01 challenges: called with the token and the key
-/// authorization to serve at /.well-known/acme-challenge/TOKEN before the CA
-/// is told to look, and with an empty authorization once it is done.
-using http01_responder = std::function<void(const std::string& token, const std::string& key_authorization)>;
+/// Answers one type of challenge ("http-01" or "tls-alpn-01"): `answer` is
+/// called with the identifier's name, the challenge's token and its key
+/// authorization before the CA is told to look, and with an empty
+/// authorization once it is done. HTTP-01 serves the authorization at
+/// /.well-known/acme-challenge/TOKEN; TLS-ALPN-01 a validation certificate
+/// for the name (net::tls_alpn_challenges).
+struct challenge_responder {
+  std::string type = "http-01";
+  std::function<void(const std::string& name, const std::string& token,
+                     const std::string& key_authorization)>
+      answer;
+};
 
 /// An ECDSA P-256 key for an account, PEM.
 std::string make_account_key();
 
 /// An ACME client (RFC 8555) for one account: registration, an order for a
-/// set of names answered over HTTP-01, finalization with a CSR for a fresh
+/// set of names answered over HTTP-01 or TLS-ALPN-01, finalization with a CSR for a fresh
 /// key (RSA-2048, or ECDSA P-256), and the download of the chain. HTTP goes
 /// through libcurl; JWS (ES256) and the CSR through OpenSSL. Blocking: run
 /// it on a thread of its own. Throws acme_error.
@@ -70,9 +78,10 @@ class client {
   /// with its URL); agrees to the terms of service.
   void register_account();
 
-  /// Orders a certificate for `names`, answers its HTTP-01 challenges
-  /// through `responder`, finalizes and downloads the chain.
-  issued order(const std::vector<std::string>& names, const http01_responder& responder,
+  /// Orders a certificate for `names`, answers each authorization's
+  /// challenge of `responder.type` through it, finalizes and downloads the
+  /// chain.
+  issued order(const std::vector<std::string>& names, const challenge_responder& responder,
                bool rsa_key = true);
 
   /// The account's URL (its kid) once registered.

@@ -16,7 +16,6 @@
 #include "acme/acme_client.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
-#include "net/http01_server.hpp"
 
 namespace locomov::actors {
 namespace {
@@ -101,7 +100,7 @@ std::string top_issuer(const std::string& chain_pem) {
 
 struct acme_state {
   acme_settings settings;
-  std::shared_ptr<net::http01_server> http01;
+  acme::challenge_responder responder;
   std::chrono::seconds backoff{0};
   std::uint64_t generation = 0;  // only the newest scheduled check counts
   metrics::counter* ordered = nullptr;
@@ -141,14 +140,9 @@ void renew(acme_actor* self) {
     cs.ca_file = s.ca_file;
     cs.account_key_pem = account_key(s);
     acme::client client(cs);
-    logs::app().info("ACME order placed names={} directory={}", s.names.front(), s.directory);
-    auto http01 = st.http01;
-    const auto got = client.order(
-        s.names,
-        [http01](const std::string& token, const std::string& authorization) {
-          http01->set(token, authorization);
-        },
-        s.rsa);
+    logs::app().info("ACME order placed names={} directory={} challenge={}", s.names.front(),
+                     s.directory, st.responder.type);
+    const auto got = client.order(s.names, st.responder, s.rsa);
     std::string chain = got.chain_pem;
     if (!s.preferred_chain.empty()) {
       std::vector<std::string> offered{got.chain_pem};
@@ -211,10 +205,10 @@ void check(acme_actor* self) {
 }
 
 caf::behavior acme_behavior(acme_actor* self, acme_settings settings,
-                            std::shared_ptr<net::http01_server> http01) {
+                            acme::challenge_responder responder) {
   auto& st = self->state;
   st.settings = std::move(settings);
-  st.http01 = std::move(http01);
+  st.responder = std::move(responder);
   st.ordered = &metrics::get_counter("locomov_acme_orders_total", "result=\"ok\"",
                                      "ACME orders placed, by outcome");
   st.failed = &metrics::get_counter("locomov_acme_orders_total", "result=\"failed\"",
@@ -244,9 +238,9 @@ std::filesystem::path acme_cert_file(const acme_settings& s) { return s.dir / "c
 std::filesystem::path acme_key_file(const acme_settings& s) { return s.dir / "key.pem"; }
 
 caf::actor spawn_acme_actor(caf::actor_system& sys, acme_settings settings,
-                            std::shared_ptr<net::http01_server> http01) {
+                            acme::challenge_responder responder) {
   // Detached: an order blocks for as long as the CA takes.
-  return sys.spawn<caf::detached>(acme_behavior, std::move(settings), std::move(http01));
+  return sys.spawn<caf::detached>(acme_behavior, std::move(settings), std::move(responder));
 }
 
 }  // namespace locomov::actors

@@ -10,9 +10,9 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
-namespace locomov::net {
-class http01_server;
-}  // namespace locomov::net
+namespace locomov::acme {
+struct challenge_responder;
+}  // namespace locomov::acme
 
 namespace locomov::actors {
 
@@ -43,12 +43,12 @@ std::filesystem::path acme_key_file(const acme_settings& s);
 /// settings.dir: at start and whenever one is due, it checks the cached
 /// certificate and, when there is none, it is expired, its names differ or
 /// `renew_when_left` of its lifetime is left, orders one (on a thread of
-/// its own, since the ACME exchange blocks), answering HTTP-01 through
-/// `http01`. The new pair is written over cert.pem and key.pem, which the
+/// its own, since the ACME exchange blocks), answering the challenges
+/// through `responder` (HTTP-01 or TLS-ALPN-01). The new pair is written over cert.pem and key.pem, which the
 /// daemon watches (tls-watch-interval) and serves to new handshakes. A
 /// failure keeps the running certificate, is logged with the CA's problem
 /// type and retried after the CA's Retry-After or a doubling back-off.
 caf::actor spawn_acme_actor(caf::actor_system& sys, acme_settings settings,
-                            std::shared_ptr<net::http01_server> http01);
+                            acme::challenge_responder responder);
 
 }  // namespace locomov::actors

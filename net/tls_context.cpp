@@ -21,6 +21,7 @@
 #include <system_error>
 
 #include "net/openssl_error.hpp"
+#include "net/tls_alpn_challenges.hpp"
 
 namespace locomov::net {
 
@@ -150,6 +151,9 @@ ssl_ctx_ptr make_server_context(const tls_settings& settings) {
     groups.release();  // freed with the context
   }
   load_key_pair(ctx.get(), settings);
+  if (settings.alpn_challenges) {
+    tls_alpn_challenges::install(ctx.get(), settings.alpn_challenges);
+  }
 
   // Our cipher order puts forward secrecy first; clients like SimpleLink lead with RSA
   // key exchange and would get it if they chose.
@@ -403,16 +407,33 @@ x509_ptr make_server_certificate(EVP_PKEY* key, X509* ca, EVP_PKEY* ca_key,
   return cert;
 }
 
-/// Writes what `write_pem` puts into a BIO to `path` with `mode`, through a temporary
-/// file and rename() so that a crash never leaves a truncated key behind.
+/// What `write_pem` puts into a BIO; `what` names it in an error.
 template <class WritePem>
-void write_pem_file(const fs::path& path, mode_t mode, WritePem write_pem) {
+std::string pem_text(const std::string& what, WritePem write_pem) {
   bio_ptr mem{BIO_new(BIO_s_mem())};
   if (!mem || write_pem(mem.get()) != 1) {
-    fail_pki("encoding " + path.string());
+    fail_pki("encoding " + what);
   }
   char* data = nullptr;
   const long size = BIO_get_mem_data(mem.get(), &data);
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
+std::string key_pem(EVP_PKEY* key, const std::string& what) {
+  return pem_text(what, [key](BIO* bio) {
+    return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  });
+}
+
+std::string certificate_pem(X509* cert, const std::string& what) {
+  return pem_text(what, [cert](BIO* bio) { return PEM_write_bio_X509(bio, cert); });
+}
+
+/// Writes `pem` to `path` with `mode`, through a temporary file and rename() so that a
+/// crash never leaves a truncated key behind.
+void write_pem_file(const fs::path& path, mode_t mode, const std::string& pem) {
+  const char* data = pem.data();
+  const auto size = static_cast<long>(pem.size());
 
   std::string temp = path.string() + ".tmp.XXXXXX";
   // mkstemp creates the file 0600, so a key is never readable by others, even briefly.
@@ -455,13 +476,11 @@ void write_pem_file(const fs::path& path, mode_t mode, WritePem write_pem) {
 }
 
 void write_key(const fs::path& path, EVP_PKEY* key) {
-  write_pem_file(path, 0600, [key](BIO* bio) {
-    return PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  });
+  write_pem_file(path, 0600, key_pem(key, path.string()));
 }
 
 void write_certificate(const fs::path& path, X509* cert) {
-  write_pem_file(path, 0644, [cert](BIO* bio) { return PEM_write_bio_X509(bio, cert); });
+  write_pem_file(path, 0644, certificate_pem(cert, path.string()));
 }
 
 void make_private_directory(const fs::path& dir) {
@@ -480,7 +499,50 @@ void make_private_directory(const fs::path& dir) {
   }
 }
 
+/// Adds RFC 8737's id-pe-acmeIdentifier: critical, an OCTET STRING of `digest`.
+void add_acme_identifier(X509* cert, const std::string& digest) {
+  using object_ptr = std::unique_ptr<ASN1_OBJECT, openssl_deleter<ASN1_OBJECT_free>>;
+  object_ptr oid{OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1)};
+  octet_string_ptr inner{ASN1_OCTET_STRING_new()};
+  const auto* bytes = reinterpret_cast<const unsigned char*>(digest.data());
+  if (!oid || !inner ||
+      ASN1_OCTET_STRING_set(inner.get(), bytes, static_cast<int>(digest.size())) != 1) {
+    fail_pki("encoding acmeIdentifier");
+  }
+  // The extension's value is the DER of that OCTET STRING, wrapped once more.
+  unsigned char* der = nullptr;
+  const int der_size = i2d_ASN1_OCTET_STRING(inner.get(), &der);
+  octet_string_ptr value{ASN1_OCTET_STRING_new()};
+  const bool encoded =
+      der_size > 0 && value && ASN1_OCTET_STRING_set(value.get(), der, der_size) == 1;
+  OPENSSL_free(der);
+  if (!encoded) {
+    fail_pki("encoding acmeIdentifier");
+  }
+  extension_ptr ext{X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 1, value.get())};
+  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) {
+    fail_pki("adding acmeIdentifier");
+  }
+}
+
 }  // namespace
+
+pem_pair make_acme_validation_certificate(const std::string& name, const std::string& digest) {
+  ERR_clear_error();
+  evp_pkey_ptr key{EVP_EC_gen("P-256")};
+  if (!key) {
+    fail_pki("generating a P-256 key");
+  }
+  x509_ptr cert = make_certificate(key.get(), name.size() <= 64 ? name : "acme validation", 7);
+  if (X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1) {
+    fail_pki("setting the issuer");
+  }
+  add_subject_alt_names(cert.get(), {name});
+  add_acme_identifier(cert.get(), digest);
+  sign(cert.get(), key.get());
+  return {certificate_pem(cert.get(), "the validation certificate"),
+          key_pem(key.get(), "the validation key")};
+}
 
 self_signed_paths ensure_self_signed(const std::filesystem::path& dir,
                                      const std::vector<std::string>& names) {

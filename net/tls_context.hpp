@@ -10,6 +10,8 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace locomov::net {
 
+class tls_alpn_challenges;
+
 /// TLS settings shared by every listener. The defaults accept the fleet's
 /// SimpleLink firmware (TLS 1.2, TLS_RSA_WITH_AES_256_CBC_SHA) as well as
 /// modern clients (TLS 1.3, ECDHE).
@@ -25,6 +27,9 @@ struct tls_settings {
       "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
   /// Key exchange groups, in preference order.
   std::string groups = "X25519:P-256:P-384";
+  /// ACME TLS-ALPN-01 challenges to answer; null: handshakes offering
+  /// `acme-tls/1` are treated like any other.
+  std::shared_ptr<tls_alpn_challenges> alpn_challenges;
 };
 
 struct ssl_ctx_deleter {
@@ -34,7 +39,8 @@ using ssl_ctx_ptr = std::shared_ptr<SSL_CTX>;
 
 /// Builds a server context from the settings: loads and checks the key pair,
 /// applies versions, ciphers and groups, enables session resumption and
-/// SSL_MODE_RELEASE_BUFFERS. Throws std::runtime_error saying which setting
+/// SSL_MODE_RELEASE_BUFFERS, and answers TLS-ALPN-01 challenges when
+/// `settings.alpn_challenges` is set. Throws std::runtime_error saying which setting
 /// or file is wrong, with OpenSSL's reason.
 ssl_ctx_ptr make_server_context(const tls_settings& settings);
 
@@ -68,5 +74,17 @@ struct self_signed_paths {
 /// Keys are written mode 0600. Throws std::runtime_error on failure.
 self_signed_paths ensure_self_signed(const std::filesystem::path& dir,
                                      const std::vector<std::string>& names);
+
+/// A certificate and its key, PEM.
+struct pem_pair {
+  std::string cert;
+  std::string key;
+};
+
+/// The certificate an ACME CA validates over TLS-ALPN-01 (RFC 8737): self-
+/// signed, ECDSA P-256, valid for a week, naming only the DNS name `name`,
+/// with the critical acmeIdentifier extension holding `digest` (the
+/// SHA-256 of a key authorization, 32 bytes). Throws std::runtime_error.
+pem_pair make_acme_validation_certificate(const std::string& name, const std::string& digest);
 
 }  // namespace locomov::net

@@ -13,6 +13,7 @@
 #include <pqxx/connection>
 #include <unistd.h>
 
+#include "acme/acme_client.hpp"
 #include "actors/acme_actor.hpp"
 #include "actors/listener.hpp"
 #include "actors/liveness.hpp"
@@ -28,6 +29,7 @@
 #include "common/metrics.hpp"
 #include "net/open_files.hpp"
 #include "net/http01_server.hpp"
+#include "net/tls_alpn_challenges.hpp"
 #include "net/status_server.hpp"
 #include "net/tls_context.hpp"
 #include "storage/conninfo.hpp"
@@ -252,6 +254,10 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
   std::unique_ptr<storage::embedded_cluster> cluster;
   auto conninfo = database_conninfo(opts, account, cluster);
   migrate_schema(conninfo);
+  const bool use_acme = !opts.acme.directory.empty();
+  if (use_acme && opts.acme_challenge == "tls-alpn-01") {
+    opts.tls.alpn_challenges = std::make_shared<net::tls_alpn_challenges>();
+  }
   auto tls = app::tls_files(opts);
   auto ctx = net::make_server_context(tls);
   if (opts.capture) {
@@ -295,7 +301,7 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
             return r;
           });
     }
-    if (!opts.acme.directory.empty()) {
+    if (use_acme && opts.acme_challenge == "http-01") {
       // Port 80, like the others, is bound while locomov may still be root.
       http01 = std::make_shared<net::http01_server>(opts.acme_http_listen, opts.acme_http_port);
     }
@@ -321,9 +327,21 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
     logs::app().info("embedded database, open it with: {}", cluster->psql_command());
   }
 
-  caf::actor acme;
+  caf::actor acme_actor;
   if (http01) {
-    acme = actors::spawn_acme_actor(sys, opts.acme, http01);
+    acme_actor = actors::spawn_acme_actor(
+        sys, opts.acme,
+        {"http-01", [http01](const std::string&, const std::string& token,
+                             const std::string& authorization) {
+           http01->set(token, authorization);
+         }});
+  } else if (auto challenges = opts.tls.alpn_challenges) {
+    acme_actor = actors::spawn_acme_actor(
+        sys, opts.acme,
+        {"tls-alpn-01", [challenges](const std::string& name, const std::string&,
+                                     const std::string& authorization) {
+           challenges->set(name, authorization);
+         }});
   }
 
   std::vector<caf::actor> brokers;
@@ -368,8 +386,8 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
       continue;
     }
     if (sig == SIGUSR1) {
-      if (acme) {
-        caf::anon_send(acme, actors::renew_atom::value);
+      if (acme_actor) {
+        caf::anon_send(acme_actor, actors::renew_atom::value);
       } else {
         logs::app().warn("SIGUSR1 renews the ACME certificate, and acme-directory is not set");
       }
@@ -392,9 +410,9 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
   app::notify_stopping();
   accepting = false;
   drain_listeners(sys, listeners, reloader.current().shutdown_timeout, signals);
-  if (acme) {
+  if (acme_actor) {
     // An order under way ends first: the actor system waits for it.
-    caf::anon_send_exit(acme, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(acme_actor, caf::exit_reason::user_shutdown);
   }
   stop_actors(sys, listeners, pipeline);
   logs::app().info("actors stopped");

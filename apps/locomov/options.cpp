@@ -209,6 +209,12 @@ options parse(int argc, char** argv, on_error errors) {
       ->delimiter(',');
   app.add_option("--acme-ca-file", o.acme.ca_file,
                  "Trust for the ACME CA's own HTTPS (a test CA); empty: the system's");
+  app.add_option("--acme-challenge", o.acme_challenge,
+                 "How the CA validates the names: http-01 (on acme-http-port), tls-alpn-01 (on "
+                 "the TLS ports; the CA connects to 443), or auto: tls-alpn-01 when the packet or "
+                 "confirmation port is 443, else http-01")
+      ->check(CLI::IsMember({"auto", "http-01", "tls-alpn-01"}))
+      ->default_str("auto");
   app.add_option("--acme-http-listen", o.acme_http_listen, "Address for HTTP-01 challenges")
       ->capture_default_str();
   app.add_option("--acme-http-port", o.acme_http_port,
@@ -325,6 +331,9 @@ options parse(int argc, char** argv, on_error errors) {
     }
   }
   o.acme.dir = o.state_dir / "acme";
+  if (o.acme_challenge == "auto") {
+    o.acme_challenge = o.packet_port == 443 || o.confo_port == 443 ? "tls-alpn-01" : "http-01";
+  }
   if (!o.acme.directory.empty() && o.acme.names.empty()) {
     const char* message = "--acme-directory needs --acme-names";
     if (errors == on_error::throw_error) {

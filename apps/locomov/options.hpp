@@ -40,6 +40,10 @@ struct options {
   /// Certificates from an ACME CA (directory empty: off); dir is
   /// state-dir/acme.
   actors::acme_settings acme;
+  /// How the CA validates the names: http-01, or tls-alpn-01 on the TLS
+  /// listeners. "auto" is resolved by the parse: tls-alpn-01 when a TLS
+  /// listener is on port 443 (where the CA connects), else http-01.
+  std::string acme_challenge = "auto";
   std::string acme_http_listen = "0.0.0.0";
   std::uint16_t acme_http_port = 80;
   /// How often the certificate and key files are checked for a renewal; 0: never.

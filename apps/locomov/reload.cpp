@@ -127,6 +127,7 @@ const std::vector<option_view>& restart_options() {
       {"acme-email", [](const options& o) { return text(o.acme.email); }},
       {"acme-names", [](const options& o) { return text(o.acme.names); }},
       {"acme-ca-file", [](const options& o) { return text(o.acme.ca_file); }},
+      {"acme-challenge", [](const options& o) { return text(o.acme_challenge); }},
       {"acme-http-listen", [](const options& o) { return text(o.acme_http_listen); }},
       {"acme-http-port", [](const options& o) { return text(o.acme_http_port); }},
       {"acme-key-type", [](const options& o) { return std::string(o.acme.rsa ? "rsa" : "ecdsa"); }},
@@ -141,6 +142,8 @@ options with_live_options(const options& running, const options& next) {
   options applied = running;
   applied.log_level = next.log_level;
   applied.tls = next.tls;
+  // Challenges under way belong to the running ACME actor, not to the file.
+  applied.tls.alpn_challenges = running.tls.alpn_challenges;
   applied.tls_names = next.tls_names;
   applied.tls_watch_interval = next.tls_watch_interval;
   applied.connection = next.connection;

@@ -94,15 +94,16 @@ class token_server {
     thread_.join();
   }
 
-  acme::http01_responder responder() {
-    return [this](const std::string& token, const std::string& authorization) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (authorization.empty()) {
-        tokens_.erase(token);
-      } else {
-        tokens_[token] = authorization;
-      }
-    };
+  acme::challenge_responder responder() {
+    return {"http-01",
+            [this](const std::string&, const std::string& token, const std::string& authorization) {
+              std::lock_guard<std::mutex> lock(mutex_);
+              if (authorization.empty()) {
+                tokens_.erase(token);
+              } else {
+                tokens_[token] = authorization;
+              }
+            }};
   }
 
   int served() {
@@ -173,7 +174,8 @@ TEST(AcmePebble, AFailedChallengeNamesTheProblem) {
   auto client = make_client(ca);
   // Nothing is served for the token: Pebble's validation gets a 404.
   try {
-    client.order({"meters.example.test"}, [](const std::string&, const std::string&) {});
+    client.order({"meters.example.test"},
+                 {"http-01", [](const std::string&, const std::string&, const std::string&) {}});
     FAIL() << "an order without its token served was issued";
   } catch (const acme::acme_error& e) {
     EXPECT_EQ(e.type(), "urn:ietf:params:acme:error:unauthorized") << e.what();

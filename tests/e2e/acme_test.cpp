@@ -328,6 +328,31 @@ TEST(Acme, APreferredRootNoChainEndsAtKeepsTheRunningCertificate) {
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
+TEST(Acme, TlsAlpn01IsAnsweredOnThePacketPortWithNoHttpListener) {
+  pebble_ca ca({});
+  scratch_dir dir;
+  const auto root = dir.path() / "root.pem";
+  std::ofstream(root) << ca.root(0);
+  auto options = acme_options(ca);
+  // Pebble's validator connects to the packet port as Let's Encrypt's would
+  // to 443; nothing listens on its HTTP-01 port, so only TLS-ALPN-01 can pass.
+  options.insert(options.end(), {"--acme-challenge", "tls-alpn-01", "--packet-port",
+                                 std::to_string(ca.tls_alpn_port())});
+  daemon d(options);
+  ASSERT_TRUE(wait_for_log(d, "certificate reloaded reason=\"files changed\"")) << d.log();
+  EXPECT_NE(d.log().find("challenge=tls-alpn-01"), std::string::npos) << d.log();
+  EXPECT_EQ(device_handshake(d, root).status, 0) << d.log();
+
+  // A validator's handshake for a name with no order under way is refused.
+  const auto stray = run_command({"openssl", "s_client", "-connect",
+                                  "127.0.0.1:" + std::to_string(d.packet_port()), "-servername",
+                                  name, "-alpn", "acme-tls/1", "-brief"},
+                                 "", 20s);
+  EXPECT_NE(stray.status, 0) << stray.output;
+  EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
 TEST(Acme, AnUnreachableCaLeavesTheRunningCertificateAndTheProcessUp) {
   pebble_ca ca({});
   daemon d(acme_options(ca, "https://127.0.0.1:" + std::to_string(free_port()) + "/dir"));

@@ -25,7 +25,11 @@ daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) 
   state_dir_ = dir;
   // The embedded cluster runs as `postgres` under root; it must reach its folder.
   std::filesystem::permissions(state_dir_, std::filesystem::perms(0755));
-  packet_port_ = free_port();
+  // A test may name the packet port (one a test CA connects to, say).
+  const auto named_port = std::find(extra.begin(), extra.end(), "--packet-port");
+  packet_port_ = named_port != extra.end() && named_port + 1 != extra.end()
+                     ? std::stoi(*(named_port + 1))
+                     : free_port();
   plain_port_ = free_port();
   embedded_db_port_ = free_port();
   confo_port_ = free_port();
@@ -33,12 +37,14 @@ daemon::daemon(const std::vector<std::string>& extra, std::uint64_t open_files) 
   std::vector<std::string> argv{locomov_binary(),
                                 "--state-dir", state_dir_.string(),
                                 "--packet-listen", "127.0.0.1",
-                                "--packet-port", std::to_string(packet_port_),
                                 "--plain-port", std::to_string(plain_port_),
                                 "--embedded-db-port", std::to_string(embedded_db_port_),
                                 "--confo-listen", "127.0.0.1",
                                 "--confo-port", std::to_string(confo_port_),
                                 "--status-port", std::to_string(status_port_)};
+  if (named_port == extra.end()) {
+    argv.insert(argv.end(), {"--packet-port", std::to_string(packet_port_)});
+  }
   // Tests read the debug lines, unless one asks for less under heavy load.
   if (std::find(extra.begin(), extra.end(), "--log-level") == extra.end()) {
     argv.insert(argv.end(), {"--log-level", "debug"});

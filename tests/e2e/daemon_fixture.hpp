@@ -19,7 +19,8 @@ class daemon {
   /// daemon starts its embedded database; without "--log-level", it logs at
   /// debug. `open_files`, when not 0, is its soft and hard descriptor limit.
   /// With "--log-file PATH" in `extra`, log() reads that file instead of the
-  /// daemon's stderr.
+  /// daemon's stderr; with "--packet-port N", the packet port is N rather
+  /// than a free one.
   explicit daemon(const std::vector<std::string>& extra, std::uint64_t open_files = 0);
   ~daemon();
 

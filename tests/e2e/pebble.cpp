@@ -17,6 +17,7 @@ pebble_ca::pebble_ca(const std::vector<std::string>& env) {
   acme_port_ = free_port();
   management_port_ = free_port();
   http01_port_ = free_port();
+  tls_alpn_port_ = free_port();
   dns_port_ = free_port();
   const auto cert = dir_.path() / "pebble.crt";
   const auto key = dir_.path() / "pebble.key";
@@ -31,7 +32,7 @@ pebble_ca::pebble_ca(const std::vector<std::string>& env) {
       << R"({"pebble":{"listenAddress":"127.0.0.1:)" << acme_port_
       << R"(","managementListenAddress":"127.0.0.1:)" << management_port_
       << R"(","certificate":")" << cert.string() << R"(","privateKey":")" << key.string()
-      << R"(","httpPort":)" << http01_port_ << R"(,"tlsPort":)" << free_port()
+      << R"(","httpPort":)" << http01_port_ << R"(,"tlsPort":)" << tls_alpn_port_
       << R"(,"ocspResponderURL":"","externalAccountBindingRequired":false}})";
   dns_ = std::make_unique<process>(
       std::vector<std::string>{"pebble-challtestsrv", "-defaultIPv4", "127.0.0.1",

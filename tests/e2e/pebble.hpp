@@ -13,13 +13,14 @@ namespace locomov::test {
 /// as its DNS, answering every name with 127.0.0.1: started on free
 /// loopback ports for one test, with `env` ("PEBBLE_WFE_NONCEREJECT=50",
 /// ...) in Pebble's environment, and stopped with it. Pebble validates
-/// HTTP-01 on http01_port().
+/// HTTP-01 on http01_port() and TLS-ALPN-01 on tls_alpn_port().
 class pebble_ca {
  public:
   explicit pebble_ca(const std::vector<std::string>& env);
   std::string directory() const;
   std::string ca_file() const;
   int http01_port() const { return http01_port_; }
+  int tls_alpn_port() const { return tls_alpn_port_; }
   /// The root Pebble issues under (index 0, or an alternate), PEM.
   std::string root(int index) const;
   std::string log() const { return pebble_->output(); }
@@ -29,6 +30,7 @@ class pebble_ca {
   int acme_port_ = 0;
   int management_port_ = 0;
   int http01_port_ = 0;
+  int tls_alpn_port_ = 0;
   int dns_port_ = 0;
   std::unique_ptr<process> dns_;
   std::unique_ptr<process> pebble_;
