@@ -195,31 +195,36 @@ std::string client::key_authorization(const std::string& token) const {
   return token + "." + key_->thumbprint;
 }
 
-client::response client::get(const std::string& url, bool head) {
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+client::response client::perform(void* handle, const std::string& url) {
+  auto* curl = static_cast<CURL*>(handle);
   response r;
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  if (head) {
-    curl_easy_setopt(curl.get(), CURLOPT_NOBODY, 1L);
-  }
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r.headers);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 30L);
-  curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "locomov-acme/0.1");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.headers);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "locomov-acme/0.1");
   if (!settings_.ca_file.empty()) {
-    curl_easy_setopt(curl.get(), CURLOPT_CAINFO, settings_.ca_file.c_str());
+    curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_file.c_str());
   }
-  const auto rc = curl_easy_perform(curl.get());
+  const auto rc = curl_easy_perform(curl);
   if (rc != CURLE_OK) {
     throw acme_error({}, url + ": " + curl_easy_strerror(rc), 0);
   }
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
   if (auto nonce = header(r.headers, "replay-nonce"); !nonce.empty()) {
     nonce_ = nonce;
   }
   return r;
+}
+
+client::response client::get(const std::string& url, bool head) {
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (head) {
+    curl_easy_setopt(curl.get(), CURLOPT_NOBODY, 1L);
+  }
+  return perform(curl.get(), url);
 }
 
 void client::load_directory() {
@@ -288,31 +293,13 @@ client::response client::post(const std::string& url, const std::string& payload
     const auto text = body.dump();
 
     std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-    response r;
-    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/jose+json");
-    headers = curl_slist_append(headers, "Accept: application/pem-certificate-chain, application/json");
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers);
+    std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(
+        curl_slist_append(nullptr, "Content-Type: application/jose+json"), curl_slist_free_all);
+    curl_slist_append(headers.get(), "Accept: application/pem-certificate-chain, application/json");
+    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
     curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, text.c_str());
     curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &r.body);
-    curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r.headers);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "locomov-acme/0.1");
-    if (!settings_.ca_file.empty()) {
-      curl_easy_setopt(curl.get(), CURLOPT_CAINFO, settings_.ca_file.c_str());
-    }
-    const auto rc = curl_easy_perform(curl.get());
-    curl_slist_free_all(headers);
-    if (rc != CURLE_OK) {
-      throw acme_error({}, url + ": " + curl_easy_strerror(rc), 0);
-    }
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
-    if (auto nonce = header(r.headers, "replay-nonce"); !nonce.empty()) {
-      nonce_ = nonce;
-    }
+    const auto r = perform(curl.get(), url);
     if (r.status < 400) {
       return r;
     }

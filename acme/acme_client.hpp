@@ -96,6 +96,9 @@ class client {
  private:
   struct response;
   struct key;
+  /// Performs the request set up on `curl` (a CURL*) for `url` with the
+  /// options every request shares; keeps the nonce it brings.
+  response perform(void* curl, const std::string& url);
   response post(const std::string& url, const std::string& payload);
   response get(const std::string& url, bool head = false);
   void load_directory();
