@@ -37,10 +37,12 @@ std::vector<std::string> acme_options(const pebble_ca& ca, const std::string& di
           "--tls-watch-interval", "0.2", "--log-level", "info"};
 }
 
-bool wait_for_log(const daemon& d, const std::string& part, std::chrono::seconds limit = 30s) {
+/// Waits until `times` lines of the log hold `part`.
+bool wait_for_log(const daemon& d, const std::string& part, std::chrono::seconds limit = 30s,
+                  int times = 1) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < until) {
-    if (d.log().find(part) != std::string::npos) {
+    if (d.log_lines_with({part}) >= times) {
       return true;
     }
     std::this_thread::sleep_for(50ms);
@@ -350,6 +352,24 @@ TEST(Acme, TlsAlpn01IsAnsweredOnThePacketPortWithNoHttpListener) {
                                  "", 20s);
   EXPECT_NE(stray.status, 0) << stray.output;
   EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"ok\"}"), 1);
+
+  // The contexts a reload builds answer the challenges too: after SIGHUP,
+  // the first renewal is validated through the running context and served
+  // through a new one, which must answer the second.
+  d.proc().signal(SIGHUP);
+  ASSERT_TRUE(wait_for_log(d, "configuration reloaded")) << d.log();
+  for (int orders = 2; orders <= 3; ++orders) {
+    d.proc().signal(SIGUSR1);
+    const auto ok = [&] { return metric(d, "locomov_acme_orders_total{result=\"ok\"}"); };
+    for (int i = 0; i < 300 && ok() < orders && d.log().find("ACME order failed") ==
+                                                     std::string::npos;
+         ++i) {
+      std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_EQ(ok(), orders) << d.log();
+    ASSERT_TRUE(wait_for_log(d, "certificate reloaded", 30s, orders)) << d.log();
+  }
+  EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"failed\"}"), 0) << d.log();
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
