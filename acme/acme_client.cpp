@@ -82,6 +82,10 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* out) {
   return size * n;
 }
 
+int on_progress(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(cancelled)->load() ? 1 : 0;
+}
+
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* out) {
   std::string line(data, size * n);
   const auto colon = line.find(':');
@@ -195,9 +199,22 @@ std::string client::key_authorization(const std::string& token) const {
   return token + "." + key_->thumbprint;
 }
 
+void client::throw_if_cancelled() const {
+  if (settings_.cancelled && settings_.cancelled->load()) {
+    throw acme_error({}, "abandoned: locomov is stopping", 0);
+  }
+}
+
 client::response client::perform(void* handle, const std::string& url) {
   auto* curl = static_cast<CURL*>(handle);
+  throw_if_cancelled();
   response r;
+  if (settings_.cancelled) {
+    // libcurl calls this about once a second even while it waits to connect.
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, settings_.cancelled.get());
+  }
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
@@ -209,6 +226,7 @@ client::response client::perform(void* handle, const std::string& url) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_file.c_str());
   }
   const auto rc = curl_easy_perform(curl);
+  throw_if_cancelled();
   if (rc != CURLE_OK) {
     throw acme_error({}, url + ": " + curl_easy_strerror(rc), 0);
   }
@@ -342,8 +360,13 @@ client::response client::poll(const std::string& url, const char* until_not) {
                        r.status);
     }
     const auto wait = retry_after_of(r.headers);
-    std::this_thread::sleep_for(wait.count() > 0 ? std::chrono::milliseconds(wait)
-                                                 : std::chrono::milliseconds(500));
+    const auto until = std::chrono::steady_clock::now() +
+                       (wait.count() > 0 ? std::chrono::milliseconds(wait)
+                                         : std::chrono::milliseconds(500));
+    while (std::chrono::steady_clock::now() < until) {
+      throw_if_cancelled();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,10 @@ struct client_settings {
   std::chrono::seconds poll_limit{std::chrono::minutes(2)};  ///< per authorization and order
   /// badNonce answers retried with the fresh nonce before giving up.
   int nonce_retries = 10;
+  /// Set from another thread to abandon the exchange under way within about
+  /// a second (locomov stopping): the call then throws acme_error. Null:
+  /// requests run to their 30 s timeout.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
 };
 
 /// A certificate the CA issued: the chain served, and what else it offered.
@@ -104,6 +109,7 @@ class client {
   void load_directory();
   std::string fresh_nonce();
   response poll(const std::string& url, const char* until_not);
+  void throw_if_cancelled() const;
 
   client_settings settings_;
   std::unique_ptr<key> key_;

@@ -101,6 +101,7 @@ std::string top_issuer(const std::string& chain_pem) {
 struct acme_state {
   acme_settings settings;
   acme::challenge_responder responder;
+  std::shared_ptr<const std::atomic<bool>> stopping;
   std::chrono::seconds backoff{0};
   std::uint64_t generation = 0;  // only the newest scheduled check counts
   metrics::counter* ordered = nullptr;
@@ -139,6 +140,7 @@ void renew(acme_actor* self) {
     cs.email = s.email;
     cs.ca_file = s.ca_file;
     cs.account_key_pem = account_key(s);
+    cs.cancelled = st.stopping;
     acme::client client(cs);
     logs::app().info("ACME order placed names={} directory={} challenge={}", s.names.front(),
                      s.directory, st.responder.type);
@@ -168,6 +170,10 @@ void renew(acme_actor* self) {
                      s.names.front(), acme_cert_file(s).string(), top_issuer(chain));
     schedule(self, std::chrono::seconds(1));
   } catch (const std::exception& e) {
+    if (st.stopping && st.stopping->load()) {
+      logs::app().info("ACME order abandoned, locomov is stopping");
+      return;
+    }
     const auto* problem = dynamic_cast<const acme::acme_error*>(&e);
     st.failed->inc();
     st.backoff = st.backoff.count() == 0 ? s.first_retry : std::min(st.backoff * 2, s.max_retry);
@@ -205,10 +211,12 @@ void check(acme_actor* self) {
 }
 
 caf::behavior acme_behavior(acme_actor* self, acme_settings settings,
-                            acme::challenge_responder responder) {
+                            acme::challenge_responder responder,
+                            std::shared_ptr<const std::atomic<bool>> stopping) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.responder = std::move(responder);
+  st.stopping = std::move(stopping);
   st.ordered = &metrics::get_counter("locomov_acme_orders_total", "result=\"ok\"",
                                      "ACME orders placed, by outcome");
   st.failed = &metrics::get_counter("locomov_acme_orders_total", "result=\"failed\"",
@@ -238,9 +246,11 @@ std::filesystem::path acme_cert_file(const acme_settings& s) { return s.dir / "c
 std::filesystem::path acme_key_file(const acme_settings& s) { return s.dir / "key.pem"; }
 
 caf::actor spawn_acme_actor(caf::actor_system& sys, acme_settings settings,
-                            acme::challenge_responder responder) {
+                            acme::challenge_responder responder,
+                            std::shared_ptr<const std::atomic<bool>> stopping) {
   // Detached: an order blocks for as long as the CA takes.
-  return sys.spawn<caf::detached>(acme_behavior, std::move(settings), std::move(responder));
+  return sys.spawn<caf::detached>(acme_behavior, std::move(settings), std::move(responder),
+                                  std::move(stopping));
 }
 
 }  // namespace locomov::actors

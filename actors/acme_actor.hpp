@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -48,7 +49,10 @@ std::filesystem::path acme_key_file(const acme_settings& s);
 /// daemon watches (tls-watch-interval) and serves to new handshakes. A
 /// failure keeps the running certificate, is logged with the CA's problem
 /// type and retried after the CA's Retry-After or a doubling back-off.
+/// Setting `stopping` abandons an order under way within about a second,
+/// so that a stop need not wait for a CA that does not answer.
 caf::actor spawn_acme_actor(caf::actor_system& sys, acme_settings settings,
-                            acme::challenge_responder responder);
+                            acme::challenge_responder responder,
+                            std::shared_ptr<const std::atomic<bool>> stopping);
 
 }  // namespace locomov::actors

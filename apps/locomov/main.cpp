@@ -328,20 +328,23 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
   }
 
   caf::actor acme_actor;
+  const auto acme_stopping = std::make_shared<std::atomic<bool>>(false);
   if (http01) {
     acme_actor = actors::spawn_acme_actor(
         sys, opts.acme,
         {"http-01", [http01](const std::string&, const std::string& token,
                              const std::string& authorization) {
            http01->set(token, authorization);
-         }});
+         }},
+        acme_stopping);
   } else if (auto challenges = opts.tls.alpn_challenges) {
     acme_actor = actors::spawn_acme_actor(
         sys, opts.acme,
         {"tls-alpn-01", [challenges](const std::string& name, const std::string&,
                                      const std::string& authorization) {
            challenges->set(name, authorization);
-         }});
+         }},
+        acme_stopping);
   }
 
   std::vector<caf::actor> brokers;
@@ -411,7 +414,8 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
   accepting = false;
   drain_listeners(sys, listeners, reloader.current().shutdown_timeout, signals);
   if (acme_actor) {
-    // An order under way ends first: the actor system waits for it.
+    // An order under way is abandoned: the actor system waits for it.
+    acme_stopping->store(true);
     caf::anon_send_exit(acme_actor, caf::exit_reason::user_shutdown);
   }
   stop_actors(sys, listeners, pipeline);

@@ -9,7 +9,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -371,6 +375,29 @@ TEST(Acme, TlsAlpn01IsAnsweredOnThePacketPortWithNoHttpListener) {
   }
   EXPECT_EQ(metric(d, "locomov_acme_orders_total{result=\"failed\"}"), 0) << d.log();
   EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+TEST(Acme, AStopIsPromptWhileTheCaLeavesAnOrderUnanswered) {
+  pebble_ca ca({});
+  // Takes connections (the kernel completes them) and never answers.
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent, 16), 0);
+  socklen_t size = sizeof addr;
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &size);
+  daemon d(acme_options(ca, "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/dir"));
+  ASSERT_TRUE(wait_for_log(d, "ACME order placed")) << d.log();
+  std::this_thread::sleep_for(1s);  // well inside the request's 30 s
+
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(d.stop(), 0) << d.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 10s) << d.log();
+  EXPECT_NE(d.log().find("ACME order abandoned, locomov is stopping"), std::string::npos)
+      << d.log();
+  ::close(silent);
 }
 
 TEST(Acme, AnUnreachableCaLeavesTheRunningCertificateAndTheProcessUp) {
