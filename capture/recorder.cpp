@@ -1,6 +1,7 @@
 #include "capture/recorder.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -40,15 +41,20 @@ metrics::counter& records_dropped() {
 }  // namespace
 
 recorder::recorder(const recorder_settings& settings) : settings_(settings) {
+  // What meters sent, in clear, is kept as private as the database: a
+  // folder locomov makes is its own only, and so is every file in it.
   std::error_code ec;
-  std::filesystem::create_directories(settings_.dir, ec);
+  if (std::filesystem::create_directories(settings_.dir, ec)) {
+    std::filesystem::permissions(settings_.dir, std::filesystem::perms::owner_all, ec);
+  }
   if (ec) {
     throw std::runtime_error("cannot make capture folder " + settings_.dir.string() + ": " +
                              ec.message());
   }
   spdlog::file_event_handlers events;
-  // Processes locomov starts (pg_ctl, postgres) must not inherit it.
   events.after_open = [](const spdlog::filename_t&, std::FILE* stream) {
+    ::fchmod(::fileno(stream), 0600);
+    // Processes locomov starts (pg_ctl, postgres) must not inherit it.
     ::fcntl(::fileno(stream), F_SETFD, FD_CLOEXEC);
   };
   try {
