@@ -28,6 +28,11 @@ bool ends_scalar(char c) {
   }
 }
 
+// Bytes a bare top-level scalar (number, true, false, null) can start with.
+bool starts_scalar(char c) {
+  return (c >= '0' && c <= '9') || c == '-' || c == 't' || c == 'f' || c == 'n';
+}
+
 }  // namespace
 
 frame_splitter::frame_splitter(std::size_t max_frame) : max_frame_(max_frame) {
@@ -75,6 +80,12 @@ frame_splitter::status frame_splitter::next(std::string& out) {
           // reject it instead of the splitter waiting for a value forever.
           return emit(pos_ + 1, out);
         default:
+          // Like Go's decoder, give up at the first byte no value can start
+          // with (binary, a TLS record, text) rather than wait for a
+          // delimiter that may never come.
+          if (!starts_scalar(c)) {
+            return emit(pos_ + 1, out);
+          }
           scalar_ = true;
           break;
       }

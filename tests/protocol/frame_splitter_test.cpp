@@ -103,8 +103,22 @@ TEST(FrameSplitter, ReturnsStrayClosersAsFrames) {
 
 TEST(FrameSplitter, CutsHttpRequestIntoUndecodableFrames) {
   const auto got = split_whole("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_EQ(got, (frames{"GET", "/", "HTTP/1.1", "Host", ":", "x"}));
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.front(), "G");
   EXPECT_EQ(decode_packet(got.front(), 0).outcome, decode_result::kind::undecodable);
+}
+
+TEST(FrameSplitter, GivesUpAtOnceOnAByteNoValueStartsWith) {
+  // No delimiter follows: the decoder still gets a frame to refuse.
+  for (const std::string& stream : {std::string("\0\0", 2), std::string("\x16\x03\x01garbage"),
+                                   std::string("A"), std::string("\xff")}) {
+    frame_splitter splitter(default_max);
+    std::string frame;
+    splitter.feed(stream);
+    ASSERT_EQ(splitter.next(frame), status::frame) << stream;
+    EXPECT_EQ(frame, stream.substr(0, 1));
+    EXPECT_EQ(decode_packet(frame, 0).outcome, decode_result::kind::undecodable);
+  }
 }
 
 TEST(FrameSplitter, WaitsInsideUnfinishedValue) {
