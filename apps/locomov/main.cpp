@@ -268,6 +268,12 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
   cfg.load<caf::io::middleman>();
   auto threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
   cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(threads, 1u)));
+  // An idle worker polls 10 times, then waits to be woken. CAF's default
+  // polls 100 times, then 500 more with a 50 us sleep each; those sleeps'
+  // wake-ups cost 6-8 % of the CPU of one-packet connections and 14 % of
+  // persistent ones (bench/README.md).
+  cfg.set("work-stealing.aggressive-poll-attempts", size_t{10});
+  cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{cfg};
 
   auto writer = opts.writer;
