@@ -68,8 +68,9 @@ struct challenge_responder {
 std::string make_account_key();
 
 /// An ACME client (RFC 8555) for one account: registration, an order for a
-/// set of names answered over HTTP-01 or TLS-ALPN-01, finalization with a CSR for a fresh
-/// key (RSA-2048, or ECDSA P-256), and the download of the chain. HTTP goes
+/// set of names answered over HTTP-01 or TLS-ALPN-01, finalization with a
+/// CSR for a fresh key (RSA-2048, or ECDSA P-256), and the download of the
+/// chain. HTTP goes
 /// through libcurl; JWS (ES256) and the CSR through OpenSSL. Blocking: run
 /// it on a thread of its own. Throws acme_error.
 class client {

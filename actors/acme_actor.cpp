@@ -78,7 +78,8 @@ std::optional<cached> read_cached(const acme_settings& s) {
   }
   cached c{unix_time(X509_get0_notBefore(leaf)), unix_time(X509_get0_notAfter(leaf)), true};
   for (const auto& name : s.names) {
-    c.names_match = c.names_match && X509_check_host(leaf, name.c_str(), name.size(), 0, nullptr) == 1;
+    c.names_match =
+        c.names_match && X509_check_host(leaf, name.c_str(), name.size(), 0, nullptr) == 1;
   }
   X509_free(leaf);
   return c;

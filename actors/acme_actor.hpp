@@ -45,8 +45,9 @@ std::filesystem::path acme_key_file(const acme_settings& s);
 /// certificate and, when there is none, it is expired, its names differ or
 /// `renew_when_left` of its lifetime is left, orders one (on a thread of
 /// its own, since the ACME exchange blocks), answering the challenges
-/// through `responder` (HTTP-01 or TLS-ALPN-01). The new pair is written over cert.pem and key.pem, which the
-/// daemon watches (tls-watch-interval) and serves to new handshakes. A
+/// through `responder` (HTTP-01 or TLS-ALPN-01). The new pair is written
+/// over cert.pem and key.pem, which the daemon watches
+/// (tls-watch-interval) and serves to new handshakes. A
 /// failure keeps the running certificate, is logged with the CA's problem
 /// type and retried after the CA's Retry-After or a doubling back-off.
 /// Setting `stopping` abandons an order under way within about a second,
