@@ -377,6 +377,20 @@ TEST(Acme, TlsAlpn01IsAnsweredOnThePacketPortWithNoHttpListener) {
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
+TEST(Acme, APacketPortOn443IsValidatedOverTlsAlpn01ByDefault) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "port 443 needs root";
+  }
+  // As Let's Encrypt's validators do, Pebble connects to port 443.
+  pebble_ca ca({}, 443);
+  auto options = acme_options(ca);
+  options.insert(options.end(), {"--packet-port", "443"});
+  daemon d(options);
+  ASSERT_TRUE(wait_for_log(d, "certificate reloaded reason=\"files changed\"")) << d.log();
+  EXPECT_NE(d.log().find("challenge=tls-alpn-01"), std::string::npos) << d.log();
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
 TEST(Acme, AStopIsPromptWhileTheCaLeavesAnOrderUnanswered) {
   pebble_ca ca({});
   // Takes connections (the kernel completes them) and never answers.

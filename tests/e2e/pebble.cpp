@@ -13,11 +13,11 @@ namespace locomov::test {
 
 using namespace std::chrono_literals;
 
-pebble_ca::pebble_ca(const std::vector<std::string>& env) {
+pebble_ca::pebble_ca(const std::vector<std::string>& env, int tls_alpn_port) {
   acme_port_ = free_port();
   management_port_ = free_port();
   http01_port_ = free_port();
-  tls_alpn_port_ = free_port();
+  tls_alpn_port_ = tls_alpn_port != 0 ? tls_alpn_port : free_port();
   dns_port_ = free_port();
   const auto cert = dir_.path() / "pebble.crt";
   const auto key = dir_.path() / "pebble.key";

@@ -16,7 +16,8 @@ namespace locomov::test {
 /// HTTP-01 on http01_port() and TLS-ALPN-01 on tls_alpn_port().
 class pebble_ca {
  public:
-  explicit pebble_ca(const std::vector<std::string>& env);
+  /// `tls_alpn_port` 0 picks a free port for TLS-ALPN-01 validations.
+  explicit pebble_ca(const std::vector<std::string>& env, int tls_alpn_port = 0);
   std::string directory() const;
   std::string ca_file() const;
   int http01_port() const { return http01_port_; }
