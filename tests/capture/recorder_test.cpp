@@ -12,6 +12,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
+/// Sets the process umask to the usual 022 for one test, so that a mode the
+/// recorder did not set shows as 0755 or 0644 whatever the caller's umask.
+class usual_umask {
+ public:
+  usual_umask() : saved_(::umask(022)) {}
+  ~usual_umask() { ::umask(saved_); }
+
+ private:
+  mode_t saved_;
+};
+
 mode_t mode_of(const fs::path& path) {
   struct stat st{};
   EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
@@ -19,6 +30,7 @@ mode_t mode_of(const fs::path& path) {
 }
 
 TEST(Recorder, KeepsWhatMetersSentToItsOwner) {
+  const usual_umask umask;
   test::scratch_dir dir;
   recorder_settings settings;
   settings.dir = dir.path() / "capture";
@@ -30,6 +42,7 @@ TEST(Recorder, KeepsWhatMetersSentToItsOwner) {
 }
 
 TEST(Recorder, LeavesTheModeOfAFolderTheOperatorMade) {
+  const usual_umask umask;
   test::scratch_dir dir;
   recorder_settings settings;
   settings.dir = dir.path() / "shared";

@@ -54,6 +54,14 @@ bool wait_for_log(const daemon& d, const std::string& part, std::chrono::seconds
   return false;
 }
 
+/// Pebble's root number `index` in `dir`/`file`, as a device holds it.
+std::filesystem::path write_root(const scratch_dir& dir, const pebble_ca& ca, int index,
+                                 const std::string& file) {
+  const auto path = dir.path() / file;
+  std::ofstream(path) << ca.root(index);
+  return path;
+}
+
 /// `openssl s_client` as a device: no SNI, the chain checked against
 /// `root` and the name.
 command_result device_handshake(const daemon& d, const std::filesystem::path& root) {
@@ -169,8 +177,7 @@ double metric(const daemon& d, const std::string& series) {
 TEST(Acme, ObtainsAndServesItsCertificateAndKeepsItAcrossARestart) {
   pebble_ca ca({});
   scratch_dir dir;
-  const auto root = dir.path() / "root.pem";
-  std::ofstream(root) << ca.root(0);
+  const auto root = write_root(dir, ca, 0, "root.pem");
   daemon d(acme_options(ca));
   // Until the CA answers, the self-signed pair; then the CA's, with no
   // signal and no restart.
@@ -201,8 +208,7 @@ TEST(Acme, ObtainsAndServesItsCertificateAndKeepsItAcrossARestart) {
 TEST(Acme, AnExpiredCachedCertificateIsReplacedAtStart) {
   pebble_ca ca({});
   scratch_dir dir;
-  const auto root = dir.path() / "root.pem";
-  std::ofstream(root) << ca.root(0);
+  const auto root = write_root(dir, ca, 0, "root.pem");
   daemon d(acme_options(ca));
   ASSERT_TRUE(wait_for_log(d, "ACME certificate obtained")) << d.log();
   ASSERT_EQ(d.stop(), 0) << d.log();
@@ -218,8 +224,7 @@ TEST(Acme, AnExpiredCachedCertificateIsReplacedAtStart) {
 TEST(Acme, ARenewalUnderTrafficReachesNewHandshakesAndFailsNoConnection) {
   pebble_ca ca({});
   scratch_dir dir;
-  const auto root = dir.path() / "root.pem";
-  std::ofstream(root) << ca.root(0);
+  const auto root = write_root(dir, ca, 0, "root.pem");
   daemon d(acme_options(ca));
   ASSERT_TRUE(wait_for_log(d, "certificate reloaded reason=\"files changed\"")) << d.log();
   auto serial = [&] {
@@ -305,10 +310,8 @@ std::string common_name(const std::string& pem) {
 TEST(Acme, ThePreferredRootPicksAmongTheAlternateChains) {
   pebble_ca ca({"PEBBLE_ALTERNATE_ROOTS=1"});
   scratch_dir dir;
-  const auto alternate = dir.path() / "alternate.pem";
-  const auto primary = dir.path() / "primary.pem";
-  std::ofstream(alternate) << ca.root(1);
-  std::ofstream(primary) << ca.root(0);
+  const auto alternate = write_root(dir, ca, 1, "alternate.pem");
+  const auto primary = write_root(dir, ca, 0, "primary.pem");
   auto options = acme_options(ca);
   options.insert(options.end(), {"--acme-preferred-chain", common_name(ca.root(1))});
   daemon d(options);
@@ -337,8 +340,7 @@ TEST(Acme, APreferredRootNoChainEndsAtKeepsTheRunningCertificate) {
 TEST(Acme, TlsAlpn01IsAnsweredOnThePacketPortWithNoHttpListener) {
   pebble_ca ca({});
   scratch_dir dir;
-  const auto root = dir.path() / "root.pem";
-  std::ofstream(root) << ca.root(0);
+  const auto root = write_root(dir, ca, 0, "root.pem");
   auto options = acme_options(ca);
   // Pebble's validator connects to the packet port as Let's Encrypt's would
   // to 443; nothing listens on its HTTP-01 port, so only TLS-ALPN-01 can pass.
