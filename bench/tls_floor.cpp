@@ -82,6 +82,17 @@ int listen_on(int port) {
   return fd;
 }
 
+/// The next connection waiting on `listener`, non-blocking and with Nagle
+/// off; -1 when none is waiting.
+int accept_one(int listener) {
+  const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) {
+    int on = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  }
+  return fd;
+}
+
 /// Writes what is pending; false once the connection is done with.
 bool flush(client& c) {
   while (!c.out.empty()) {
@@ -136,13 +147,7 @@ void run_loop(SSL_CTX* ctx, int listener) {
     for (int i = 0; i < n; ++i) {
       auto* c = static_cast<client*>(events[static_cast<std::size_t>(i)].data.ptr);
       if (c == nullptr) {
-        for (;;) {
-          const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (fd < 0) {
-            break;
-          }
-          int on = 1;
-          ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        for (int fd = accept_one(listener); fd >= 0; fd = accept_one(listener)) {
           auto* fresh = new client;
           fresh->fd = fd;
           fresh->ssl.reset(SSL_new(ctx));
@@ -223,13 +228,7 @@ class hand_off_server {
   }
 
   void accept_all() {
-    for (;;) {
-      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) {
-        return;
-      }
-      int on = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    for (int fd = accept_one(listener_); fd >= 0; fd = accept_one(listener_)) {
       auto c = std::make_shared<handed_client>();
       c->fd = fd;
       c->ssl.reset(SSL_new(ctx_));
