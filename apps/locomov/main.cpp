@@ -266,13 +266,8 @@ int run(int argc, char** argv, app::options opts, const sigset_t& signals,
 
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
-  // One core is left to CAF's multiplexer thread, the accept threads and the
-  // writers, which all run beside the scheduler: on 2 cores one worker took
-  // 8-10 % less CPU per packet than two, and answered 2-8 % more packets/s
-  // (bench/README.md).
-  const unsigned cores = std::thread::hardware_concurrency();
-  const unsigned threads = opts.threads != 0 ? opts.threads : std::max(cores, 2u) - 1;
-  cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
+  auto threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
+  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(threads, 1u)));
   // An idle worker polls 10 times, then waits to be woken. CAF's default
   // polls 100 times, then 500 more with a 50 us sleep each; those sleeps'
   // wake-ups cost 6-8 % of the CPU of one-packet connections and 14 % of

@@ -147,7 +147,7 @@ options parse(int argc, char** argv, on_error errors) {
                  "When started as root, serve as this user once the ports are bound; the "
                  "embedded PostgreSQL then runs as this user too");
   app.add_option("--group", o.group, "Primary group for --user instead of the user's own");
-  app.add_option("--threads", o.threads, "Scheduler threads; 0 means one per core but one")
+  app.add_option("--threads", o.threads, "Scheduler threads; 0 means one per core")
       ->capture_default_str();
 
   app.add_option("--packet-listen", o.packet_listen, "Address of the TLS packet port")
