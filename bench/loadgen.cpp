@@ -195,7 +195,7 @@ class worker {
     bool claimed = false;              // shape one: holds a packet of the budget, not yet sent
     bool replied = false;              // shape one: its packet was answered
     std::deque<time_point> in_flight;  // send times of unanswered packets, oldest first
-    std::string pending;               // a packet OpenSSL has not fully taken yet
+    std::string pending;               // a packet the TLS library has not fully taken yet
     std::string in;                    // start of a reply line
   };
 
