@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -32,15 +31,17 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
-#include <pqxx/pqxx>
 #include <random>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "tls_client.hpp"
 
@@ -169,13 +170,10 @@ class worker {
  public:
   /// `tls` is null for --plain.
   worker(shared_state& shared, int connections, std::unique_ptr<tls_client> tls, unsigned seed)
-      : shared_(shared),
-        opts_(*shared.opts),
-        conns_(static_cast<std::size_t>(connections)),
-        tls_(std::move(tls)),
-        rng_(seed) {
-    id_next_ =
-        opts_.id_first + static_cast<std::int32_t>(rng_() % static_cast<std::uint32_t>(id_span()));
+      : shared_(shared), opts_(*shared.opts), conns_(static_cast<std::size_t>(connections)),
+        tls_(std::move(tls)), rng_(seed) {
+    id_next_ = opts_.id_first +
+               static_cast<std::int32_t>(rng_() % static_cast<std::uint32_t>(id_span()));
   }
 
   void run();
@@ -192,11 +190,11 @@ class worker {
     std::unique_ptr<tls_session> tls;
     time_point connect_start{};
     time_point wake_at{};
-    bool claimed = false;              // shape one: holds a packet of the budget, not yet sent
-    bool replied = false;              // shape one: its packet was answered
+    bool claimed = false;     // shape one: holds a packet of the budget, not yet sent
+    bool replied = false;     // shape one: its packet was answered
     std::deque<time_point> in_flight;  // send times of unanswered packets, oldest first
-    std::string pending;               // a packet the TLS library has not fully taken yet
-    std::string in;                    // start of a reply line
+    std::string pending;      // a packet the TLS library has not fully taken yet
+    std::string in;           // start of a reply line
   };
 
   std::int32_t id_span() const { return opts_.id_last - opts_.id_first + 1; }
@@ -250,11 +248,11 @@ std::string worker::make_packet() {
   // acknowledged (exact in a REAL up to 2^24 packets per run).
   const auto energy = energy_counter.fetch_add(1, std::memory_order_relaxed);
   char buf[192];
-  const int n =
-      std::snprintf(buf, sizeof buf,
-                    "{\"Id\":%d,\"timestamp\":%lld,\"status\":true,\"voltage\":%.1f,"
-                    "\"freq\":%.2f,\"impActvEnrg\":%u}\n",
-                    id, static_cast<long long>(std::time(nullptr)), voltage, freq, energy);
+  const int n = std::snprintf(buf, sizeof buf,
+                              "{\"Id\":%d,\"timestamp\":%lld,\"status\":true,\"voltage\":%.1f,"
+                              "\"freq\":%.2f,\"impActvEnrg\":%u}\n",
+                              id, static_cast<long long>(std::time(nullptr)), voltage, freq,
+                              energy);
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
@@ -496,8 +494,8 @@ bool worker::read_replies(connection& c) {
 
     if (closed || !failure.empty()) {
       if (!c.in_flight.empty()) {
-        fail_in_flight(
-            c, closed ? std::string("no reply: closed by server") : "no reply: read: " + failure);
+        fail_in_flight(c, closed ? std::string("no reply: closed by server")
+                                 : "no reply: read: " + failure);
         return false;
       }
       // Nothing was owed; the server just ended the connection (or shape one is done).
@@ -610,8 +608,8 @@ void worker::after_close(connection& c, time_point now, bool backoff) {
 }
 
 void worker::tick(time_point now) {
-  const auto timeout =
-      std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(opts_.timeout_s));
+  const auto timeout = std::chrono::duration_cast<steady::duration>(
+      std::chrono::duration<double>(opts_.timeout_s));
   const bool stop = stopping(now);
   const bool late = time_up(now);
   for (auto& c : conns_) {
@@ -634,8 +632,8 @@ void worker::tick(time_point now) {
           close(c, false);
           c.state = phase::done;
         } else if (now - c.connect_start > timeout) {
-          fail_connection(c,
-                          c.state == phase::connecting ? "connect: timeout" : "handshake: timeout");
+          fail_connection(c, c.state == phase::connecting ? "connect: timeout"
+                                                          : "handshake: timeout");
         }
         break;
       case phase::established:
@@ -668,8 +666,9 @@ void worker::run() {
     if (now - last_tick >= std::chrono::milliseconds(tick_ms)) {
       tick(now);
       last_tick = now;
-      const bool all_done = std::all_of(conns_.begin(), conns_.end(),
-                                        [](const connection& c) { return c.state == phase::done; });
+      const bool all_done = std::all_of(conns_.begin(), conns_.end(), [](const connection& c) {
+        return c.state == phase::done;
+      });
       if (all_done) {
         break;
       }
@@ -846,18 +845,17 @@ void resolve(shared_state& shared, const options& o) {
 
 void add_options(CLI::App& app, options& o) {
   app.add_option("--host", o.host, "Server address")->capture_default_str();
-  app.add_option("--port", o.port, "Packet port")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 65535));
-  auto* ca = app.add_option("--ca", o.ca_file,
-                            "PEM file of the CA that signed the server "
-                            "certificate")
+  app.add_option("--port", o.port, "Packet port")->capture_default_str()->check(
+      CLI::Range(1, 65535));
+  auto* ca = app.add_option("--ca", o.ca_file, "PEM file of the CA that signed the server "
+                                               "certificate")
                  ->check(CLI::ExistingFile);
   auto* insecure = app.add_flag("--insecure", o.insecure, "Do not verify the server certificate");
   ca->excludes(insecure);
   auto* plain = app.add_flag("--plain", o.plain, "Plain TCP, for the development listener");
   plain->excludes(ca)->excludes(insecure);
-  app.add_option("--servername", o.servername, "SNI and certificate name (default: --host)");
+  app.add_option("--servername", o.servername,
+                 "SNI and certificate name (default: --host)");
   app.add_option("--client", o.client,
                  "TLS library: openssl, or mbedtls (TLS 1.2 only, an embedded device's kind "
                  "of stack, about half OpenSSL 3's CPU per handshake) (default: openssl)")
@@ -901,7 +899,8 @@ void add_options(CLI::App& app, options& o) {
                  "repeatable");
   app.add_option("--rss-pid", o.rss_pids, "Process whose VmHWM/VmRSS to report; repeatable");
   app.add_option("--db", o.db, "libpq connection string; count rows before and after the run");
-  app.add_option("--db-table", o.db_table, "Table whose rows are counted")->capture_default_str();
+  app.add_option("--db-table", o.db_table, "Table whose rows are counted")
+      ->capture_default_str();
   app.add_option("--db-settle", o.db_settle_s,
                  "Seconds the row count must stay unchanged before it is read")
       ->capture_default_str()
@@ -942,20 +941,24 @@ int run(options& o, CLI::App& app) {
   shared_state shared;
   shared.opts = &o;
   shared.budget = o.packets;
-  const tls_client_options tls{o.client,        o.cipher,
-                               o.tls_max,       o.ca_file,
-                               o.insecure,      o.servername.empty() ? o.host : o.servername,
-                               o.session_resume};
-  // Each thread its own TLS client (mbedTLS's random generator is not
-  // shared); made here so that bad TLS options stop the run before it starts.
-  std::vector<int> shares;
-  std::vector<std::unique_ptr<tls_client>> clients;
+  tls_client_options tls;
+  tls.library = o.client;
+  tls.cipher = o.cipher;
+  tls.tls_max = o.tls_max;
+  tls.ca_file = o.ca_file;
+  tls.insecure = o.insecure;
+  tls.verify_name = o.servername.empty() ? o.host : o.servername;
+  tls.session_resume = o.session_resume;
+  // Each thread gets its own TLS client (mbedTLS's random generator is not
+  // shared), made before the run so that bad TLS options stop it first.
+  std::vector<std::unique_ptr<worker>> workers;
+  std::random_device seeds;
   try {
     resolve(shared, o);
     for (int t = 0; t < o.threads; ++t) {
-      shares.push_back(o.connections / o.threads + (t < o.connections % o.threads ? 1 : 0));
-      clients.push_back(o.plain ? nullptr
-                                : make_tls_client(tls, static_cast<std::size_t>(shares.back())));
+      const int share = o.connections / o.threads + (t < o.connections % o.threads ? 1 : 0);
+      auto client = o.plain ? nullptr : make_tls_client(tls, static_cast<std::size_t>(share));
+      workers.push_back(std::make_unique<worker>(shared, share, std::move(client), seeds()));
     }
   } catch (const std::invalid_argument& e) {
     std::cerr << "locomov_loadgen: " << e.what() << '\n';
@@ -984,13 +987,9 @@ int run(options& o, CLI::App& app) {
   const double own_before = own_cpu_ms();
 
   shared.start = steady::now();
-  shared.stop_at = shared.start + std::chrono::duration_cast<steady::duration>(
-                                      std::chrono::duration<double>(o.duration_s));
-  std::vector<std::unique_ptr<worker>> workers;
-  std::random_device seeds;
-  for (std::size_t t = 0; t < shares.size(); ++t) {
-    workers.push_back(std::make_unique<worker>(shared, shares[t], std::move(clients[t]), seeds()));
-  }
+  shared.stop_at =
+      shared.start + std::chrono::duration_cast<steady::duration>(
+                         std::chrono::duration<double>(o.duration_s));
   std::vector<std::thread> threads;
   std::vector<std::string> failures(workers.size());
   for (std::size_t t = 0; t < workers.size(); ++t) {
@@ -1151,11 +1150,11 @@ int run(options& o, CLI::App& app) {
       }
     }
     if (!cpu_pids.empty()) {
-      row("server CPU",
-          fmt("%.0f ms", server_cpu) + (total.thank_you > 0
-                                            ? fmt(" = %.4f ms per acknowledged packet",
-                                                  server_cpu / static_cast<double>(total.thank_you))
-                                            : std::string()));
+      row("server CPU", fmt("%.0f ms", server_cpu) +
+                            (total.thank_you > 0
+                                 ? fmt(" = %.4f ms per acknowledged packet",
+                                       server_cpu / static_cast<double>(total.thank_you))
+                                 : std::string()));
       for (const auto& [pid, after] : cpu_after_per_pid) {
         out << "  pid " << pid << ": " << fmt("%.0f ms", after - cpu_before_per_pid[pid]) << '\n';
       }
