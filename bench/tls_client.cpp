@@ -391,7 +391,8 @@ class mbedtls_client final : public tls_client {
     }
     if (is_ip_literal(o.verify_name)) {
       throw std::invalid_argument(
-          "mbedTLS 2.28 cannot match an IP address in a certificate; give --servername NAME");
+          "mbedTLS 2.28 cannot match an IP address in a certificate; give --servername with "
+          "a DNS name the certificate holds (localhost for locomov's self-signed one)");
     }
     if (const int rc = mbedtls_x509_crt_parse_file(&c.ca, o.ca_file.c_str()); rc != 0) {
       throw std::invalid_argument("cannot load CA file '" + o.ca_file + "': " + mbedtls_reason(rc));
